@@ -1,0 +1,181 @@
+"""Colours from magnitudes, with missing photometry handled explicitly.
+
+For every band the stage distinguishes, using the pipeline's column map:
+
+* detected entries, used as they are;
+* non-detections (e.g. ``99`` or ``inf``), replaced by the band's limiting
+  magnitude, with error ``nondetection_err`` and a ``nondet_<band>`` flag;
+* not-observed entries (e.g. ``NaN`` or ``-99``), left as ``NaN`` so that
+  tree models treat them as missing values.
+
+The limiting magnitudes are either given (``limits``) or estimated from the
+training catalog in :meth:`Colors.fit` as the median magnitude of detected
+sources whose error corresponds to ``limit_snr`` (S/N of 5 means an error of
+1.0857/5 ≈ 0.217 mag).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+from astropy.table import Table
+
+from astroml_pipe.core.columns import Col
+from astroml_pipe.core.errors import ConfigError, InputError
+from astroml_pipe.core.params import Param
+from astroml_pipe.core.stage import Stage
+
+__all__ = ["Colors", "color_name", "filled_name"]
+
+log = logging.getLogger(__name__)
+
+#: Error of a magnitude at signal-to-noise 1, in magnitudes (2.5 / ln 10).
+MAG_ERR_AT_SNR1 = 2.5 / np.log(10)
+
+
+def color_name(blue: str, red: str) -> str:
+    """Name of the colour column ``blue - red``."""
+    return f"color_{blue}_{red}"
+
+
+def filled_name(band: str) -> str:
+    """Name of the magnitude column of ``band`` with non-detections filled in."""
+    return f"mag_filled_{band}"
+
+
+class Colors(Stage):
+    """Colours of adjacent (or all) bands, non-detections replaced by limiting magnitudes.
+
+    Writes, for bands ``a`` and ``b``: ``color_a_b`` and ``color_a_b_err``
+    (mag), and per band ``mag_filled_<band>`` (mag) and the boolean flag
+    ``nondet_<band>``.
+    """
+
+    name = "features.colors"
+    trainable = True
+    params = (
+        Param("pairs", str, "adjacent", "Which colours: adjacent bands, or all pairs.", choices=("adjacent", "all")),
+        Param(
+            "limits",
+            dict,
+            None,
+            "Limiting magnitude per band that replaces non-detections; estimated from the training data when null.",
+            nullable=True,
+        ),
+        Param("limit_snr", float, 5.0, "Signal-to-noise that defines an estimated limiting magnitude.", minimum=1.0),
+        Param(
+            "nondetection_err",
+            float,
+            1.0,
+            "Magnitude error assigned to a non-detection replaced by the limit.",
+            minimum=0.0,
+        ),
+    )
+
+    def validate(self) -> None:
+        if self.limits is not None:
+            bad = {k: v for k, v in self.limits.items() if not isinstance(v, (int, float)) or not np.isfinite(v)}
+            if bad:
+                raise ConfigError(f"{self.where}: parameter 'limits' must map bands to finite magnitudes, got {bad}")
+            self.limits_ = {str(k): float(v) for k, v in self.limits.items()}
+
+    # -- columns ---------------------------------------------------------------
+    def _pairs(self) -> list[tuple[str, str]]:
+        bands = self.columns.bands
+        if self.pairs == "all":
+            return list(itertools.combinations(bands, 2))
+        return list(zip(bands[:-1], bands[1:]))
+
+    def requires(self) -> list[str]:
+        return self.columns.photometry_columns()
+
+    def provides(self) -> list[Col]:
+        out = []
+        for a, b in self._pairs():
+            out.append(Col(color_name(a, b), "mag", "float32", f"{a} - {b} colour, non-detections at the limit"))
+            out.append(Col(color_name(a, b) + "_err", "mag", "float32", f"uncertainty of the {a} - {b} colour"))
+        for band in self.columns.bands:
+            out.append(
+                Col(filled_name(band), "mag", "float32", f"{band} magnitude, non-detections replaced by the limit")
+            )
+        for band in self.columns.bands:
+            out.append(Col(f"nondet_{band}", None, "bool", f"{band} was a non-detection replaced by the limit"))
+        return out
+
+    # -- learning -----------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        limits = getattr(self, "limits_", None)
+        return limits is not None and all(b in limits for b in self.columns.bands)
+
+    def fit(self, table: Table) -> "Colors":
+        """Estimate the limiting magnitude of every band not given in ``limits``."""
+        self.check_columns(table)
+        limits = dict(self.limits or {})
+        target_err = MAG_ERR_AT_SNR1 / self.limit_snr
+        for band in self.columns.bands:
+            if band in limits:
+                continue
+            mag = np.asarray(table[self.columns.mag_column(band)], dtype=float)
+            err = np.asarray(table[self.columns.err_column(band)], dtype=float)
+            ok = self.columns.usable(mag) & np.isfinite(err) & (err > 0)
+            if not ok.any():
+                raise InputError(
+                    f"{self.where}: column {self.columns.mag_column(band)!r} has no detected values to estimate "
+                    f"the {band}-band limit; give it in 'limits'"
+                )
+            limits[band] = _limiting_magnitude(mag[ok], err[ok], target_err)
+            log.info("%s: estimated %s-band limit %.2f mag (S/N=%g)", self.where, band, limits[band], self.limit_snr)
+        self.limits_ = limits
+        self.training_metrics_ = {"limits": dict(limits)}
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"limits_": self.limits_}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.limits_ = {str(k): float(v) for k, v in state["limits_"].items()}
+
+    # -- applying --------------------------------------------------------------------
+    def compute(self, table: Table) -> dict[str, np.ndarray]:
+        filled: dict[str, np.ndarray] = {}
+        errors: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
+        for band in self.columns.bands:
+            mag = np.asarray(table[self.columns.mag_column(band)], dtype=np.float32)
+            err = np.asarray(table[self.columns.err_column(band)], dtype=np.float32)
+            nondet, unobserved = self.columns.sentinel_masks(mag)
+            m = np.where(nondet, np.float32(self.limits_[band]), mag)
+            m[unobserved] = np.nan
+            e = np.where(nondet, np.float32(self.nondetection_err), err)
+            e[unobserved | ~np.isfinite(e) | (e < 0) | self.columns.sentinel_masks(e)[0]] = np.nan
+            e[nondet] = self.nondetection_err
+            filled[band], errors[band] = m, e
+            out[filled_name(band)] = m
+            out[f"nondet_{band}"] = nondet
+        for a, b in self._pairs():
+            out[color_name(a, b)] = filled[a] - filled[b]
+            out[color_name(a, b) + "_err"] = np.hypot(errors[a], errors[b])
+        return out
+
+
+def _limiting_magnitude(mag: np.ndarray, err: np.ndarray, target_err: float) -> float:
+    """Magnitude at which the error reaches ``target_err``.
+
+    The median magnitude of sources whose error is within 15% of the target;
+    if fewer than 20, a straight-line fit of log(error) against magnitude for
+    sources with error above 0.01 mag (at least 10); if that fails, the 99.5th percentile
+    of the detected magnitudes.
+    """
+    near = np.abs(err / target_err - 1) < 0.15
+    if near.sum() >= 20:
+        return float(np.median(mag[near]))
+    usable = err > 0.01
+    if usable.sum() >= 10:
+        slope, intercept = np.polyfit(mag[usable], np.log10(err[usable]), 1)
+        if slope > 0:
+            return float((np.log10(target_err) - intercept) / slope)
+    return float(np.percentile(mag, 99.5))

@@ -1,0 +1,258 @@
+"""What every photometric-redshift stage shares: features, target, PDF outputs.
+
+A photo-z stage turns feature columns into a redshift PDF on a grid for
+every object and summarises it.  Subclasses implement three methods:
+``_fit_model(X, y)``; ``_predict_raw(X)``, the model's raw output (the
+trees' votes, the bin probabilities); and ``_pdf_from_raw(raw, width)``,
+which turns it into ``(n, n_grid)`` densities smoothed by a Gaussian kernel
+of standard deviation ``width`` in redshift.
+
+Kernel width
+------------
+With ``kernel_width: null`` (the default) the width is chosen when
+training: among widths from 0.5 grid steps to 0.1, the one that maximises
+the mean log-likelihood of the true redshifts of the held-out validation
+rows under their PDFs (densities floored at 1e-3, so that rare outliers do
+not dominate).  A number fixes it instead.
+
+Output columns (with the default ``prefix`` of ``z_phot``):
+
+``z_phot``
+    mode of the PDF (parabolic refinement around the peak);
+``z_phot_mean``, ``z_phot_median``
+    mean and median of the PDF;
+``z_phot_lo``, ``z_phot_hi``
+    16th and 84th percentiles (a 68% interval);
+``z_phot_pdf``
+    the PDF, stored compactly (see :mod:`astroml_pipe.stages.photoz.pdf`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+from astropy.table import Table
+
+from astroml_pipe.core.columns import Col
+from astroml_pipe.core.errors import AstromlPipeWarning, ConfigError, InputError
+from astroml_pipe.core.params import Param
+from astroml_pipe.core.stage import Stage
+from astroml_pipe.evaluate.photoz import photoz_metrics
+from astroml_pipe.features.colors import color_name, filled_name
+from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, quantize, summarize
+
+__all__ = ["PhotoZStage", "COMMON_PARAMS"]
+
+log = logging.getLogger(__name__)
+
+COMMON_PARAMS = (
+    Param("target", str, "redshift", "Column with the true (spectroscopic) redshift, read when training."),
+    Param(
+        "features",
+        list,
+        None,
+        "Feature columns; by default the adjacent colours and the reference band's filled magnitude "
+        "written by features.colors.",
+        nullable=True,
+        item_type=str,
+    ),
+    Param("reference_band", str, "i", "Band whose magnitude joins the colours in the default features."),
+    Param(
+        "pdf_grid",
+        dict,
+        {"start": 0.0, "stop": 3.0, "num": 301},
+        "Redshift grid of the PDFs: {start, stop, num}.",
+    ),
+    Param("prefix", str, "z_phot", "Prefix of the output columns."),
+    Param(
+        "validation_fraction",
+        float,
+        0.1,
+        "Fraction of the training rows held out to measure the training metrics (0 to train on all).",
+        minimum=0.0,
+        maximum=0.5,
+    ),
+    Param(
+        "kernel_width",
+        float,
+        None,
+        "Standard deviation (in redshift) of the Gaussian that smooths the PDF; null: chosen on the "
+        "validation rows by maximum likelihood.",
+        nullable=True,
+        minimum=0.0,
+    ),
+    Param("random_state", int, 0, "Seed of every random choice (splits, trees).", nullable=True),
+)
+
+#: Candidate kernel widths (in redshift) tried when ``kernel_width`` is null.
+KERNEL_WIDTHS = (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.045, 0.07, 0.1)
+#: Density floor of the likelihood used to choose the kernel width.
+DENSITY_FLOOR = 1e-3
+
+
+class PhotoZStage(Stage):
+    """Base class of photometric-redshift stages."""
+
+    trainable = True
+
+    def validate(self) -> None:
+        self.grid = PdfGrid.from_dict(self.pdf_grid, where=f"{self.where}: pdf_grid")
+        if self.features is not None and not self.features:
+            raise ConfigError(f"{self.where}: parameter 'features' must name at least one column")
+        if self.kernel_width is None and self.validation_fraction == 0:
+            raise ConfigError(
+                f"{self.where}: kernel_width null is chosen on validation rows; set validation_fraction > 0 "
+                "or give kernel_width"
+            )
+
+    # -- columns -------------------------------------------------------------------
+    def feature_columns(self) -> list[str]:
+        """The feature columns, as trained or as configured."""
+        if hasattr(self, "features_"):
+            return list(self.features_)
+        if self.features is not None:
+            return list(self.features)
+        bands = self.columns.bands
+        if self.reference_band not in bands:
+            raise ConfigError(
+                f"{self.where}: reference_band {self.reference_band!r} is not one of the bands {list(bands)}"
+            )
+        return [color_name(a, b) for a, b in zip(bands[:-1], bands[1:])] + [filled_name(self.reference_band)]
+
+    def requires(self) -> list[str]:
+        return self.feature_columns()
+
+    def fit_requires(self) -> list[str]:
+        return self.feature_columns() + [self.target]
+
+    def provides(self) -> list[Col]:
+        p = self.prefix
+        return [
+            Col(p, "", "float32", "photometric redshift: mode of the PDF"),
+            Col(f"{p}_mean", "", "float32", "mean of the redshift PDF"),
+            Col(f"{p}_median", "", "float32", "median of the redshift PDF"),
+            Col(f"{p}_lo", "", "float32", "16th percentile of the redshift PDF"),
+            Col(f"{p}_hi", "", "float32", "84th percentile of the redshift PDF"),
+            Col(
+                f"{p}_pdf",
+                "",
+                "int16",
+                f"redshift PDF on {self.grid.num} points from {self.grid.start} to {self.grid.stop}, peak-scaled to 32767",
+                shape=(self.grid.num,),
+                meta={"grid": self.grid.to_dict()},
+            ),
+        ]
+
+    def _matrix(self, table: Table, columns: list[str]) -> np.ndarray:
+        X = np.empty((len(table), len(columns)), dtype=np.float32)
+        for j, name in enumerate(columns):
+            X[:, j] = table[name]
+        return X
+
+    # -- learning --------------------------------------------------------------------
+    def fit(self, table: Table) -> "PhotoZStage":
+        """Train on ``table`` (feature columns and the ``target`` column)."""
+        self.check_columns(table, self.fit_requires())
+        features = self.feature_columns()
+        X = self._matrix(table, features)
+        y = np.asarray(table[self.target], dtype=np.float64)
+        good = np.isfinite(y)
+        outside = good & ((y < self.grid.start) | (y > self.grid.stop))
+        if (~good).any() or outside.any():
+            warnings.warn(
+                f"{self.where}: ignoring {int((~good).sum())} training rows without a finite {self.target!r} "
+                f"and {int(outside.sum())} outside the PDF grid [{self.grid.start}, {self.grid.stop}]",
+                AstromlPipeWarning,
+                stacklevel=2,
+            )
+            good &= ~outside
+        X, y = X[good], y[good]
+        if len(y) < 10:
+            raise InputError(f"{self.where}: only {len(y)} usable training rows in column {self.target!r}; need at least 10")
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(len(y))
+        n_val = int(round(self.validation_fraction * len(y)))
+        val, train = order[:n_val], order[n_val:]
+        self.features_ = features
+        self._fit_model(X[train], y[train])
+        metrics: dict[str, Any] = {"n_train": int(len(train)), "n_validation": int(n_val)}
+        if n_val:
+            raw = self._predict_raw(X[val])
+            self.kernel_width_ = self._choose_kernel_width(raw, y[val])
+            z_phot = summarize(self.grid, self._pdf_from_raw(raw, self.kernel_width_))["mode"]
+            metrics.update({f"validation_{k}": v for k, v in photoz_metrics(z_phot, y[val]).items() if k != "n"})
+        else:
+            self.kernel_width_ = float(self.kernel_width)
+        metrics["kernel_width"] = self.kernel_width_
+        self.training_metrics_ = metrics
+        log.info("%s trained: %s", self.where, metrics)
+        return self
+
+    def _choose_kernel_width(self, raw: Any, z_true: np.ndarray) -> float:
+        if self.kernel_width is not None:
+            return float(self.kernel_width)
+        position = np.clip((z_true - self.grid.start) / self.grid.step, 0, self.grid.num - 1)
+        left = np.minimum(position.astype(int), self.grid.num - 2)
+        frac = position - left
+        rows = np.arange(len(z_true))
+        best, best_score = KERNEL_WIDTHS[0], -np.inf
+        for width in (w for w in KERNEL_WIDTHS if w >= 0.5 * self.grid.step):
+            pdf = self._pdf_from_raw(raw, width)
+            density = (1 - frac) * pdf[rows, left] + frac * pdf[rows, left + 1]
+            score = float(np.mean(np.log(np.maximum(density, DENSITY_FLOOR))))
+            if score > best_score:
+                best, best_score = width, score
+        log.info("%s: kernel width %.4g chosen on %d validation rows", self.where, best, len(z_true))
+        return best
+
+    def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict_raw(self, X: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _pdf_from_raw(self, raw: Any, width: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def _predict_pdf(self, X: np.ndarray) -> np.ndarray:
+        """Normalised PDFs on the grid, shape ``(n, n_grid)``."""
+        return self._pdf_from_raw(self._predict_raw(X), self.kernel_width_)
+
+    # -- applying ------------------------------------------------------------------------
+    def compute(self, table: Table) -> dict[str, np.ndarray]:
+        X = self._matrix(table, self.feature_columns())
+        pdf = self._predict_pdf(X)
+        stats = summarize(self.grid, pdf)
+        p = self.prefix
+        return {
+            p: stats["mode"],
+            f"{p}_mean": stats["mean"],
+            f"{p}_median": stats["median"],
+            f"{p}_lo": stats["lo"],
+            f"{p}_hi": stats["hi"],
+            f"{p}_pdf": quantize(pdf),
+        }
+
+    def run(self, table: Table) -> Table:
+        out = super().run(table)
+        index = 1
+        while f"PDFCOL{index}" in out.meta and out.meta[f"PDFCOL{index}"] != f"{self.prefix}_pdf":
+            index += 1
+        out.meta.update(grid_meta(f"{self.prefix}_pdf", self.grid, index))
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "features_": self.features_,
+            "kernel_width_": self.kernel_width_,
+            "training_metrics_": self.training_metrics_,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.features_ = list(state["features_"])
+        self.kernel_width_ = float(state["kernel_width_"])
+        self.training_metrics_ = dict(state.get("training_metrics_", {}))

@@ -1,0 +1,1 @@
+"""A third-party package that adds a stage to astroml-pipe."""

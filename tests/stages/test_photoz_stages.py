@@ -1,0 +1,46 @@
+"""The photo-z stages learn redshift from colours and write honest PDFs."""
+
+import numpy as np
+import pytest
+
+from astroml_pipe.core.errors import InputError
+from astroml_pipe.core.pipeline import Pipeline
+from astroml_pipe.evaluate.photoz import photoz_metrics
+from astroml_pipe.stages.photoz import read_pdf
+
+
+@pytest.mark.parametrize("kind", ["catboost", "random_forest"])
+def test_learns_redshift_and_intervals_cover(kind, tiny_yaml, make_catalog):
+    pipe = Pipeline.from_yaml(tiny_yaml(kind)).fit(make_catalog(3000, seed=5))
+    test = make_catalog(1000, seed=6)
+    out = pipe.run(test)
+    metrics = photoz_metrics(out["z_phot"], test["redshift"])
+    assert metrics["sigma_nmad"] < 0.05 and metrics["outlier_fraction"] < 0.05
+    assert np.all(out["z_phot_lo"] <= out["z_phot_median"]) and np.all(out["z_phot_median"] <= out["z_phot_hi"])
+    inside = (test["redshift"] >= out["z_phot_lo"]) & (test["redshift"] <= out["z_phot_hi"])
+    assert 0.4 < inside.mean() < 0.98  # a 68% interval: neither absurdly narrow nor absurdly wide
+    z, pdf = read_pdf(out)
+    assert pdf.shape == (1000, 301)
+    # The stored median is where the CDF of the stored PDF crosses one half.
+    cdf = np.concatenate([np.zeros((1000, 1)), np.cumsum(0.5 * (pdf[:, 1:] + pdf[:, :-1]) * (z[1] - z[0]), axis=1)], axis=1)
+    at_median = [np.interp(m, z, c) for m, c in zip(out["z_phot_median"], cdf)]
+    np.testing.assert_allclose(at_median, 0.5, atol=0.01)
+
+
+def test_custom_features_and_prefix(make_catalog):
+    pipe = Pipeline.from_dict({"stages": [
+        {"name": "pz", "uses": "photoz.random_forest",
+         "with": {"features": ["mag_g", "mag_r", "mag_i"], "prefix": "zrf", "n_estimators": 5,
+                  "pdf_grid": {"start": 0, "stop": 4, "num": 41}}},
+    ]})
+    out = pipe.fit(make_catalog(500)).run(make_catalog(50, seed=9))
+    assert out["zrf_pdf"].shape == (50, 41) and out.meta["PDFMAX1"] == 4.0
+    assert "z_phot" not in out.colnames
+
+
+def test_target_problems(make_catalog):
+    train = make_catalog(200)
+    train["redshift"][:] = np.nan
+    pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest", "with": {"features": ["mag_g"], "n_estimators": 3}}]})
+    with pytest.warns(UserWarning, match="ignoring 200 training rows"), pytest.raises(InputError, match="only 0 usable training rows"):
+        pipe.fit(train)
