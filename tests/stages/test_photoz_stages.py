@@ -44,3 +44,17 @@ def test_target_problems(make_catalog):
     pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest", "with": {"features": ["mag_g"], "n_estimators": 3}}]})
     with pytest.warns(UserWarning, match="ignoring 200 training rows"), pytest.raises(InputError, match="only 0 usable training rows"):
         pipe.fit(train)
+
+
+def test_fixed_kernel_without_validation_uses_plain_softmax(make_catalog):
+    pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.catboost", "with": {
+        "features": ["mag_g", "mag_r"], "iterations": 5, "n_bins": 5, "validation_fraction": 0.0, "kernel_width": 0.02}}]})
+    pipe.fit(make_catalog(300))
+    assert pipe.stages[0].pdf_settings_ == {"width": 0.02, "temperature": 1.0}
+
+
+def test_kernel_width_null_needs_validation_rows():
+    from astroml_pipe.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="set validation_fraction > 0 or give kernel_width"):
+        Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest", "with": {"validation_fraction": 0.0}}]})

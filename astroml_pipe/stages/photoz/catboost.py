@@ -5,10 +5,13 @@ How the PDF is made
 The training redshifts are cut into ``n_bins`` bins at their quantiles, so
 that every bin holds the same number of training objects (narrow bins where
 galaxies are common, wide ones in the sparse tail).  A CatBoost
-``MultiClass`` model learns the probability of each bin.  On the PDF grid,
-each bin contributes its probability spread uniformly over its width, and
-the result is smoothed with a Gaussian kernel of width ``kernel_width_``
-(chosen on validation rows unless given).
+``MultiClass`` model learns the logits of the bins; the bin probabilities
+are ``softmax(logits / T)`` with a temperature ``T`` fitted on the
+validation rows (temperature scaling, Guo et al. 2017: boosted classifiers
+are often over- or under-confident).  On the PDF grid, each bin contributes
+its probability spread uniformly over its width, and the result is
+smoothed with a Gaussian kernel of width ``width``.  ``T`` and ``width`` are
+chosen together by maximum likelihood on the validation rows.
 Both steps are linear, so they are precomputed once as an
 ``(n_bins, n_grid)`` basis and the PDFs of a chunk are a single matrix
 product.
@@ -33,6 +36,8 @@ from astroml_pipe.stages.photoz.pdf import PdfGrid, normalize
 __all__ = ["CatBoostPhotoZ"]
 
 MODEL_FILE = "model.cbm"
+#: Softmax temperatures tried on the validation rows.
+TEMPERATURES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.5)
 
 
 def bin_basis(edges: np.ndarray, grid: PdfGrid, kernel_width: float) -> np.ndarray:
@@ -55,9 +60,9 @@ class CatBoostPhotoZ(PhotoZStage):
 
     name = "photoz.catboost"
     params = COMMON_PARAMS + (
-        Param("n_bins", int, 40, "Number of redshift bins (classes), cut at quantiles of the training redshifts.", minimum=2),
-        Param("iterations", int, 500, "Number of boosting iterations (trees).", minimum=1),
-        Param("depth", int, 6, "Depth of the (oblivious) trees.", minimum=1, maximum=16),
+        Param("n_bins", int, 30, "Number of redshift bins (classes), cut at quantiles of the training redshifts.", minimum=2),
+        Param("iterations", int, 800, "Number of boosting iterations (trees).", minimum=1),
+        Param("depth", int, 4, "Depth of the (oblivious) trees.", minimum=1, maximum=16),
         Param("learning_rate", float, None, "Learning rate (null: CatBoost chooses one).", nullable=True, minimum=0.0),
         Param("l2_leaf_reg", float, 3.0, "L2 regularisation of the leaf values.", minimum=0.0),
         Param("thread_count", int, -1, "Threads for training and prediction (-1: all cores).", minimum=-1),
@@ -95,10 +100,20 @@ class CatBoostPhotoZ(PhotoZStage):
         return self._bases[width]
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        proba = self.model_.predict(X, prediction_type="Probability", thread_count=self.thread_count)
-        return np.asarray(proba, dtype=np.float32)
+        logits = self.model_.predict(X, prediction_type="RawFormulaVal", thread_count=self.thread_count)
+        return np.asarray(logits, dtype=np.float32).reshape(len(X), len(self.classes_))
 
-    def _pdf_from_raw(self, proba: np.ndarray, width: float) -> np.ndarray:
+    def _pdf_candidates(self, widths: list[float]) -> list[dict[str, float]]:
+        return [{"width": w, "temperature": t} for w in widths for t in TEMPERATURES]
+
+    def _default_pdf_settings(self, width: float) -> dict[str, float]:
+        return {"width": width, "temperature": 1.0}
+
+    def _pdf_from_raw(self, logits: np.ndarray, width: float, temperature: float = 1.0) -> np.ndarray:
+        scaled = logits / np.float32(temperature)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        proba = np.exp(scaled, out=scaled)
+        proba /= proba.sum(axis=1, keepdims=True)
         return normalize(proba @ self._basis(width), self.grid.step)
 
     def state_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from astropy.table import Table
 
 from astroml_pipe.core.errors import ConfigError, InputError
 
-__all__ = ["PdfGrid", "summarize", "quantize", "read_pdf", "grid_meta"]
+__all__ = ["PdfGrid", "summarize", "quantize", "read_pdf", "grid_meta", "normalize", "trapezoid_weights"]
 
 PDF_SCALE = 32767
 
@@ -65,17 +65,34 @@ class PdfGrid:
         return {"start": self.start, "stop": self.stop, "num": self.num}
 
 
-def normalize(pdf: np.ndarray, step: float) -> np.ndarray:
-    """Scale rows to unit integral (trapezoid rule on a uniform grid); all-zero rows stay zero."""
-    weights = np.full(pdf.shape[-1], step, dtype=pdf.dtype)
+def trapezoid_weights(num: int, step: float, dtype: Any = np.float64) -> np.ndarray:
+    """Weights ``w`` with ``pdf @ w`` the trapezoid-rule integral on a uniform grid."""
+    weights = np.full(num, step, dtype=dtype)
     weights[[0, -1]] *= 0.5
-    norm = pdf @ weights
+    return weights
+
+
+def normalize(pdf: np.ndarray, step: float) -> np.ndarray:
+    """Scale rows to unit integral (trapezoid rule on a uniform grid), in place.
+
+    All-zero rows stay zero.  Returns ``pdf``.
+    """
+    norm = pdf @ trapezoid_weights(pdf.shape[-1], step, pdf.dtype)
     norm[norm <= 0] = 1.0
-    return pdf / norm[:, None]
+    pdf /= norm[:, None]
+    return pdf
 
 
 def summarize(grid: PdfGrid, pdf: np.ndarray) -> dict[str, np.ndarray]:
-    """Point estimates and a 68% interval from PDFs on ``grid``.
+    """Point estimates and a 68% interval from normalised PDFs on ``grid``.
+
+    Parameters
+    ----------
+    grid : PdfGrid
+        The grid of the PDFs.
+    pdf : numpy.ndarray
+        Densities of shape ``(n, grid.num)``, each row integrating to one
+        (trapezoid rule); ``float32`` is fastest.
 
     Returns
     -------
@@ -94,25 +111,25 @@ def summarize(grid: PdfGrid, pdf: np.ndarray) -> dict[str, np.ndarray]:
         shift = np.where((denom < 0) & (peak == inner), 0.5 * (left - right) / denom, 0.0)
     mode = grid.start + (peak + np.clip(shift, -0.5, 0.5)) * grid.step
 
-    # Cumulative distribution at grid points (trapezoid rule), normalised to end at 1.
-    cdf = np.empty_like(pdf)
-    cdf[:, 0] = 0.0
-    np.cumsum(0.5 * (pdf[:, 1:] + pdf[:, :-1]) * grid.step, axis=1, out=cdf[:, 1:])
+    # Trapezoid-rule CDF at the grid points: step * (cumsum_i - p_0/2 - p_i/2).
+    cdf = np.cumsum(pdf, axis=1)
+    cdf -= 0.5 * pdf
+    cdf -= 0.5 * pdf[:, :1]
+    cdf *= grid.step
     total = cdf[:, -1].copy()
     total[total <= 0] = 1.0
-    cdf /= total[:, None]
-    out = {"mode": mode, "mean": (pdf * grid.z).sum(axis=1) / np.maximum(pdf.sum(axis=1), 1e-30)}
+    out = {"mode": mode, "mean": (pdf @ (trapezoid_weights(g, grid.step, pdf.dtype) * grid.z.astype(pdf.dtype))) / total}
     for key, q in (("median", 0.5), ("lo", 0.15865525393145707), ("hi", 0.8413447460685429)):
-        out[key] = _quantile(grid, cdf, q)
+        out[key] = _quantile(grid, cdf, q * total)
     return out
 
 
-def _quantile(grid: PdfGrid, cdf: np.ndarray, q: float) -> np.ndarray:
-    idx = np.clip((cdf < q).sum(axis=1), 1, cdf.shape[1] - 1)
+def _quantile(grid: PdfGrid, cdf: np.ndarray, level: np.ndarray) -> np.ndarray:
+    idx = np.clip(np.count_nonzero(cdf < level[:, None], axis=1), 1, cdf.shape[1] - 1)
     rows = np.arange(len(cdf))
     c0, c1 = cdf[rows, idx - 1], cdf[rows, idx]
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(c1 > c0, (q - c0) / (c1 - c0), 0.5)
+        frac = np.where(c1 > c0, (level - c0) / (c1 - c0), 0.5)
     return grid.start + (idx - 1 + np.clip(frac, 0, 1)) * grid.step
 
 

@@ -4,8 +4,8 @@ How the PDF is made
 -------------------
 Every tree of the forest predicts a redshift (the mean training redshift in
 the leaf the object falls into).  The per-tree predictions are histogrammed
-on the PDF grid and smoothed with a Gaussian kernel of width
-``kernel_width_`` (chosen on validation rows unless given): the PDF is the
+on the PDF grid and smoothed with a Gaussian kernel whose width is chosen
+on the validation rows (or fixed by ``kernel_width``): the PDF is the
 kernel density estimate of the forest's votes.  Its spread reflects how
 much the trees disagree, which grows where colours are degenerate; the
 kernel adds the scatter the trees do not see.
@@ -79,13 +79,14 @@ class RandomForestPhotoZ(PhotoZStage):
         return np.asarray(votes, dtype=np.float32)
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.tree_predictions(X)
+        return np.ascontiguousarray(self.tree_predictions(X).T)
 
     def _pdf_from_raw(self, votes: np.ndarray, width: float) -> np.ndarray:
+        """PDFs from votes of shape ``(n_objects, n_trees)``."""
         grid = self.grid
-        n = votes.shape[1]
+        n = votes.shape[0]
         index = np.clip(np.rint((votes - grid.start) / grid.step), 0, grid.num - 1).astype(np.int64)
-        flat = index + (np.arange(n, dtype=np.int64) * grid.num)[None, :]
+        flat = index + (np.arange(n, dtype=np.int64) * grid.num)[:, None]
         hist = np.bincount(flat.ravel(), minlength=n * grid.num).reshape(n, grid.num).astype(np.float32)
         if width > 0:
             hist = gaussian_filter1d(hist, width / grid.step, axis=1, mode="constant", truncate=4.0)
