@@ -36,7 +36,7 @@ def catalog() -> Table:
     return toy_catalog()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_catalog():
     """The :func:`toy_catalog` factory."""
     return toy_catalog
@@ -59,7 +59,7 @@ def tiny_pipeline_yaml(kind: str = "catboost") -> str:
     return PIPELINE_YAML.format(kind=kind, extra=extra)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_yaml():
     """YAML text of a small, fast photo-z pipeline: ``tiny_yaml("catboost")``."""
     return tiny_pipeline_yaml

@@ -241,10 +241,16 @@ class ColumnMap:
         err = first((self.mag_err, *self._ERR_PATTERNS))
         if mag is None or err is None:
             role, pattern = ("mag", self.mag) if mag is None else ("mag_err", self.mag_err)
-            wanted = pattern.format(band=self.bands[0])
+            expected = [pattern.format(band=b) for b in self.bands]
+            missing = [c for c in expected if c not in names]
+            if len(missing) < len(expected):  # the pattern is right but some bands are missing
+                raise ConfigError(
+                    f"{role} column(s) {', '.join(repr(m) for m in missing)} missing "
+                    f"(pattern {pattern!r}, bands {','.join(self.bands)}){did_you_mean(missing[0], names)}"
+                )
             raise ConfigError(
                 f"cannot find the {role} columns for bands {','.join(self.bands)} "
-                f"(looked for {wanted!r} and common spellings){did_you_mean(wanted, names)}; "
+                f"(looked for {expected[0]!r} and common spellings){did_you_mean(expected[0], names)}; "
                 f"name them with --columns {role}=PATTERN, e.g. {role}='{pattern}'"
             )
         return self.replace(mag=mag, mag_err=err)

@@ -344,6 +344,9 @@ class Pipeline:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is shareable
         except OSError as exc:
             raise InputError(f"cannot write model folder '{folder}': {exc.strerror or exc}") from None
         try:

@@ -54,9 +54,22 @@ def test_bad_grid():
 def test_bin_basis_rows_are_unit_densities_within_bins():
     grid = PdfGrid(0, 3, 301)
     edges = np.array([0.0, 0.3, 0.35, 1.0, 3.0])
-    basis = bin_basis(edges, grid, kernel_width=0.0)
+    basis = bin_basis(edges, grid, smoothing=0.0)
     weights = np.full(301, grid.step)
     weights[[0, -1]] /= 2
     np.testing.assert_allclose(basis @ weights, 1.0, rtol=1e-5)
     inside = (grid.z > 0.36) & (grid.z < 0.99)
     assert np.all(basis[2, inside] > 0) and np.all(basis[2, grid.z > 1.01] == 0)
+
+
+def test_smoothed_bins_are_smooth_and_conserve_probability():
+    grid = PdfGrid(0, 3, 301)
+    edges = np.array([0.0, 0.3, 0.35, 1.0, 3.0])
+    basis = bin_basis(edges, grid, smoothing=0.3)
+    weights = np.full(301, grid.step)
+    weights[[0, -1]] /= 2
+    np.testing.assert_allclose(basis @ weights, 1.0, rtol=1e-5)
+    # A wide bin's density is a single smooth bump: its largest step between grid points is small.
+    assert np.abs(np.diff(basis[2])).max() < 0.1 * basis[2].max()
+    # Wider bins leak proportionally more beyond their edges.
+    assert basis[3, grid.z < 0.9].sum() > basis[2, grid.z < 0.3].sum()

@@ -36,6 +36,15 @@ def test_custom_features_and_prefix(make_catalog):
     out = pipe.fit(make_catalog(500)).run(make_catalog(50, seed=9))
     assert out["zrf_pdf"].shape == (50, 41) and out.meta["PDFMAX1"] == 4.0
     assert "z_phot" not in out.colnames
+    np.testing.assert_array_equal(out["zrf"], out["zrf_mode"])
+
+
+def test_point_estimate_choice(make_catalog):
+    pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest", "with": {
+        "features": ["mag_g", "mag_r", "mag_i"], "n_estimators": 5, "point_estimate": "median"}}]})
+    out = pipe.fit(make_catalog(500)).run(make_catalog(50, seed=9))
+    np.testing.assert_array_equal(out["z_phot"], out["z_phot_median"])
+    assert out["z_phot"].description == "photometric redshift: median of the PDF"
 
 
 def test_target_problems(make_catalog):
@@ -50,7 +59,7 @@ def test_fixed_kernel_without_validation_uses_plain_softmax(make_catalog):
     pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.catboost", "with": {
         "features": ["mag_g", "mag_r"], "iterations": 5, "n_bins": 5, "validation_fraction": 0.0, "kernel_width": 0.02}}]})
     pipe.fit(make_catalog(300))
-    assert pipe.stages[0].pdf_settings_ == {"width": 0.02, "temperature": 1.0}
+    assert pipe.stages[0].pdf_settings_ == {"smoothing": 0.0, "width": 0.02, "temperature": 1.0}
 
 
 def test_kernel_width_null_needs_validation_rows():

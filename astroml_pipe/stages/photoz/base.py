@@ -18,9 +18,9 @@ not dominate).  A number fixes it instead.
 Output columns (with the default ``prefix`` of ``z_phot``):
 
 ``z_phot``
-    mode of the PDF (parabolic refinement around the peak);
-``z_phot_mean``, ``z_phot_median``
-    mean and median of the PDF;
+    the point estimate chosen by ``point_estimate`` (by default the mode);
+``z_phot_mode``, ``z_phot_median``, ``z_phot_mean``
+    mode (parabolic refinement around the peak), median and mean of the PDF;
 ``z_phot_lo``, ``z_phot_hi``
     16th and 84th percentiles (a 68% interval);
 ``z_phot_pdf``
@@ -67,6 +67,13 @@ COMMON_PARAMS = (
         "Redshift grid of the PDFs: {start, stop, num}.",
     ),
     Param("prefix", str, "z_phot", "Prefix of the output columns."),
+    Param(
+        "point_estimate",
+        str,
+        "mode",
+        "Which summary of the PDF the main column holds (all three are written as well).",
+        choices=("mode", "median", "mean"),
+    ),
     Param(
         "validation_fraction",
         float,
@@ -133,9 +140,10 @@ class PhotoZStage(Stage):
     def provides(self) -> list[Col]:
         p = self.prefix
         return [
-            Col(p, "", "float32", "photometric redshift: mode of the PDF"),
-            Col(f"{p}_mean", "", "float32", "mean of the redshift PDF"),
+            Col(p, "", "float32", f"photometric redshift: {self.point_estimate} of the PDF"),
+            Col(f"{p}_mode", "", "float32", "mode of the redshift PDF"),
             Col(f"{p}_median", "", "float32", "median of the redshift PDF"),
+            Col(f"{p}_mean", "", "float32", "mean of the redshift PDF"),
             Col(f"{p}_lo", "", "float32", "16th percentile of the redshift PDF"),
             Col(f"{p}_hi", "", "float32", "84th percentile of the redshift PDF"),
             Col(
@@ -185,38 +193,35 @@ class PhotoZStage(Stage):
             raw = self._predict_raw(X[val])
             self.pdf_settings_ = self._choose_pdf_settings(raw, y[val])
             pdf = self._pdf_from_raw(raw, **self.pdf_settings_)
-            z_phot = summarize(self.grid, pdf)["mode"]
+            z_phot = summarize(self.grid, pdf)[self.point_estimate]
             metrics.update({f"validation_{k}": v for k, v in photoz_metrics(z_phot, y[val]).items() if k != "n"})
             metrics["validation_mean_log_density"] = _mean_log_density(self.grid, pdf, y[val])
         else:
-            self.pdf_settings_ = self._default_pdf_settings(float(self.kernel_width))
+            self.pdf_settings_ = self._default_pdf_settings()
         metrics["pdf_settings"] = dict(self.pdf_settings_)
         self.training_metrics_ = metrics
         log.info("%s trained: %s", self.where, metrics)
         return self
 
     def _choose_pdf_settings(self, raw: Any, z_true: np.ndarray) -> dict[str, float]:
-        widths = (
-            [float(self.kernel_width)]
-            if self.kernel_width is not None
-            else [w for w in KERNEL_WIDTHS if w >= 0.5 * self.grid.step]
-        )
         best: dict[str, float] = {}
         best_score = -np.inf
-        for settings in self._pdf_candidates(widths):
+        for settings in self._pdf_candidates():
             score = _mean_log_density(self.grid, self._pdf_from_raw(raw, **settings), z_true)
             if score > best_score:
                 best, best_score = settings, score
         log.info("%s: PDF settings %s chosen on %d validation rows", self.where, best, len(z_true))
         return best
 
-    def _pdf_candidates(self, widths: list[float]) -> list[dict[str, float]]:
+    def _pdf_candidates(self) -> list[dict[str, float]]:
         """Settings of :meth:`_pdf_from_raw` to try (by default only the kernel width)."""
-        return [{"width": w} for w in widths]
+        if self.kernel_width is not None:
+            return [{"width": float(self.kernel_width)}]
+        return [{"width": w} for w in KERNEL_WIDTHS if w >= 0.5 * self.grid.step]
 
-    def _default_pdf_settings(self, width: float) -> dict[str, float]:
+    def _default_pdf_settings(self) -> dict[str, float]:
         """Settings used without validation rows to choose them."""
-        return {"width": width}
+        return {"width": float(self.kernel_width)}
 
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
@@ -236,15 +241,17 @@ class PhotoZStage(Stage):
         X = self._matrix(table, self.feature_columns())
         n, p = len(table), self.prefix
         raw = self._predict_raw(X) if n else None
-        out = {name: np.empty(n, np.float32) for name in (p, f"{p}_mean", f"{p}_median", f"{p}_lo", f"{p}_hi")}
+        names = {"mode": f"{p}_mode", "median": f"{p}_median", "mean": f"{p}_mean", "lo": f"{p}_lo", "hi": f"{p}_hi"}
+        out = {name: np.empty(n, np.float32) for name in (p, *names.values())}
         out[f"{p}_pdf"] = np.empty((n, self.grid.num), np.int16)
         # Blocks of rows small enough to stay in cache: several times faster than whole chunks.
         for start in range(0, n, BLOCK_ROWS):
             block = slice(start, min(start + BLOCK_ROWS, n))
             pdf = self._pdf_from_raw(raw[block], **self.pdf_settings_)
             stats = summarize(self.grid, pdf)
-            for key, name in (("mode", p), ("mean", f"{p}_mean"), ("median", f"{p}_median"), ("lo", f"{p}_lo"), ("hi", f"{p}_hi")):
+            for key, name in names.items():
                 out[name][block] = stats[key]
+            out[p][block] = stats[self.point_estimate]
             out[f"{p}_pdf"][block] = quantize(pdf)
         return out
 

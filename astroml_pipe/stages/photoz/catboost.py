@@ -9,8 +9,10 @@ galaxies are common, wide ones in the sparse tail).  A CatBoost
 are ``softmax(logits / T)`` with a temperature ``T`` fitted on the
 validation rows (temperature scaling, Guo et al. 2017: boosted classifiers
 are often over- or under-confident).  On the PDF grid, each bin contributes
-its probability spread uniformly over its width, and the result is
-smoothed with a Gaussian kernel of width ``width``.  ``T`` and ``width`` are
+its probability spread uniformly over its width and smoothed by a Gaussian
+whose standard deviation is a fraction ``smoothing`` of the bin's width
+(plus ``kernel_width`` in quadrature, if given), so that the mixture is a
+smooth density whose mode moves continuously.  ``T`` and ``smoothing`` are
 chosen together by maximum likelihood on the validation rows.
 Both steps are linear, so they are precomputed once as an
 ``(n_bins, n_grid)`` basis and the PDFs of a chunk are a single matrix
@@ -38,20 +40,35 @@ __all__ = ["CatBoostPhotoZ"]
 MODEL_FILE = "model.cbm"
 #: Softmax temperatures tried on the validation rows.
 TEMPERATURES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.5)
+#: Gaussian smoothing of each bin, in units of the bin's width, tried on the validation rows.
+SMOOTHINGS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
 
-def bin_basis(edges: np.ndarray, grid: PdfGrid, kernel_width: float) -> np.ndarray:
-    """Densities on ``grid`` of a unit probability spread uniformly over each bin.
+def bin_basis(edges: np.ndarray, grid: PdfGrid, smoothing: float, width: float = 0.0) -> np.ndarray:
+    """Densities on ``grid`` of a unit probability in each redshift bin.
 
-    Returns an ``(n_bins, grid.num)`` array whose rows integrate to one.
+    Bin ``k`` is a box over ``[edges[k], edges[k+1]]`` convolved with a
+    Gaussian of standard deviation ``sqrt((smoothing * bin_width)**2 + width**2)``,
+    so wide bins are smoothed more than narrow ones and the mixture of bins
+    is a smooth density (a box without smoothing would give flat-topped
+    PDFs whose mode sticks to bin positions).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_bins, grid.num)`` float32 densities whose rows integrate to one.
     """
-    lo_cell = grid.z - 0.5 * grid.step
-    hi_cell = grid.z + 0.5 * grid.step
+    from scipy.special import ndtr
+
     lo, hi = edges[:-1, None], edges[1:, None]
-    overlap = np.clip(np.minimum(hi, hi_cell) - np.maximum(lo, lo_cell), 0, None)
-    basis = overlap / np.maximum(hi - lo, 1e-12) / grid.step
-    if kernel_width > 0:
-        basis = gaussian_filter1d(basis, kernel_width / grid.step, axis=1, mode="constant", truncate=4.0)
+    bin_width = hi - lo
+    sigma = np.sqrt((smoothing * bin_width) ** 2 + width**2)
+    z = grid.z[None, :]
+    if np.all(sigma > 0):
+        basis = (ndtr((z - lo) / sigma) - ndtr((z - hi) / sigma)) / bin_width
+    else:  # a plain box: the fraction of each grid cell inside the bin
+        overlap = np.clip(np.minimum(hi, z + 0.5 * grid.step) - np.maximum(lo, z - 0.5 * grid.step), 0, None)
+        basis = overlap / bin_width / grid.step
     return normalize(basis, grid.step).astype(np.float32)
 
 
@@ -92,29 +109,33 @@ class CatBoostPhotoZ(PhotoZStage):
         self.model_ = model
         self.bin_edges_ = edges
         self.classes_ = present
-        self._bases: dict[float, np.ndarray] = {}
+        self._bases: dict[tuple[float, float], np.ndarray] = {}
 
-    def _basis(self, width: float) -> np.ndarray:
-        if width not in self._bases:
-            self._bases[width] = bin_basis(self.bin_edges_, self.grid, width)[self.classes_]
-        return self._bases[width]
+    def _basis(self, smoothing: float, width: float) -> np.ndarray:
+        key = (smoothing, width)
+        if key not in self._bases:
+            self._bases[key] = bin_basis(self.bin_edges_, self.grid, smoothing, width)[self.classes_]
+        return self._bases[key]
 
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
         logits = self.model_.predict(X, prediction_type="RawFormulaVal", thread_count=self.thread_count)
         return np.asarray(logits, dtype=np.float32).reshape(len(X), len(self.classes_))
 
-    def _pdf_candidates(self, widths: list[float]) -> list[dict[str, float]]:
-        return [{"width": w, "temperature": t} for w in widths for t in TEMPERATURES]
+    def _pdf_candidates(self) -> list[dict[str, float]]:
+        width = self.kernel_width or 0.0
+        return [{"smoothing": a, "width": width, "temperature": t} for a in SMOOTHINGS for t in TEMPERATURES]
 
-    def _default_pdf_settings(self, width: float) -> dict[str, float]:
-        return {"width": width, "temperature": 1.0}
+    def _default_pdf_settings(self) -> dict[str, float]:
+        return {"smoothing": 0.0, "width": float(self.kernel_width), "temperature": 1.0}
 
-    def _pdf_from_raw(self, logits: np.ndarray, width: float, temperature: float = 1.0) -> np.ndarray:
+    def _pdf_from_raw(
+        self, logits: np.ndarray, smoothing: float, width: float, temperature: float = 1.0
+    ) -> np.ndarray:
         scaled = logits / np.float32(temperature)
         scaled -= scaled.max(axis=1, keepdims=True)
         proba = np.exp(scaled, out=scaled)
         proba /= proba.sum(axis=1, keepdims=True)
-        return normalize(proba @ self._basis(width), self.grid.step)
+        return normalize(proba @ self._basis(smoothing, width), self.grid.step)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "bin_edges_": self.bin_edges_.tolist(), "classes_": self.classes_.tolist()}
