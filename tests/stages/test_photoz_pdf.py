@@ -4,7 +4,7 @@ from astropy.table import Table
 
 from astroml_pipe.core.errors import ConfigError, InputError
 from astroml_pipe.stages.photoz.catboost import bin_basis
-from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, normalize, quantize, read_pdf, summarize
+from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, normalize, quantize, read_pdf, summarize, trapezoid_weights
 
 
 def gaussian_pdfs(grid, centres, sigma):
@@ -29,8 +29,7 @@ def test_quantized_storage_round_trip():
     z, back = read_pdf(table)
     np.testing.assert_allclose(z, grid.z)
     np.testing.assert_allclose(back, pdf, atol=1e-4 * pdf.max())
-    weights = np.full(301, grid.step)
-    weights[[0, -1]] /= 2
+    weights = trapezoid_weights(grid.num, grid.step)
     np.testing.assert_allclose(back @ weights, 1.0)
 
 
@@ -55,8 +54,7 @@ def test_bin_basis_rows_are_unit_densities_within_bins():
     grid = PdfGrid(0, 3, 301)
     edges = np.array([0.0, 0.3, 0.35, 1.0, 3.0])
     basis = bin_basis(edges, grid, smoothing=0.0)
-    weights = np.full(301, grid.step)
-    weights[[0, -1]] /= 2
+    weights = trapezoid_weights(grid.num, grid.step)
     np.testing.assert_allclose(basis @ weights, 1.0, rtol=1e-5)
     inside = (grid.z > 0.36) & (grid.z < 0.99)
     assert np.all(basis[2, inside] > 0) and np.all(basis[2, grid.z > 1.01] == 0)
@@ -66,8 +64,7 @@ def test_smoothed_bins_are_smooth_and_conserve_probability():
     grid = PdfGrid(0, 3, 301)
     edges = np.array([0.0, 0.3, 0.35, 1.0, 3.0])
     basis = bin_basis(edges, grid, smoothing=0.3)
-    weights = np.full(301, grid.step)
-    weights[[0, -1]] /= 2
+    weights = trapezoid_weights(grid.num, grid.step)
     np.testing.assert_allclose(basis @ weights, 1.0, rtol=1e-5)
     # A wide bin's density is a single smooth bump: its largest step between grid points is small.
     assert np.abs(np.diff(basis[2])).max() < 0.1 * basis[2].max()

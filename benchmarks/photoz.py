@@ -1,0 +1,190 @@
+"""Photo-z benchmark: end-to-end throughput, peak memory and quality.
+
+Measures, on this machine:
+
+* training time of the built-in default pipeline (CatBoost) and of a
+  random-forest pipeline on the shipped training catalog;
+* for each, ``run`` on a simulated catalog of ``--rows`` galaxies, FITS in
+  and FITS out with PDFs: wall time, objects per second and peak memory
+  (each run in its own process, so the peak is that run's alone);
+* photo-z quality on that catalog (simulated test data, independent of the
+  training set): σ_NMAD, outlier fraction, bias, and the fraction of true
+  redshifts inside the 68% interval;
+* with ``--big-rows`` (default 10^7; 0 skips), the peak memory of a CatBoost
+  run on a catalog that large.
+
+Usage::
+
+    python benchmarks/photoz.py                     # 10^6 and 10^7 rows
+    python benchmarks/photoz.py --rows 200000 --big-rows 0 --json out.json
+
+The figures are printed and written as JSON (``--json``, default
+``benchmarks/results/photoz.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING = ROOT / "catalogs" / "training.fits"
+DEFAULT_PIPELINE = ROOT / "astroml_pipe" / "data" / "default_pipeline.yaml"
+RF_PIPELINE = """
+name: random-forest-photoz
+version: 1
+stages:
+  - name: colors
+    uses: features.colors
+  - name: photoz
+    uses: photoz.random_forest
+    with: {target: redshift, random_state: 42}
+"""
+
+# Run in a child process: one run, then report its own time and peak memory.
+CHILD = r"""
+import json, resource, sys, time
+start = time.perf_counter()
+from astroml_pipe.core.pipeline import Pipeline
+from astroml_pipe.runner import run_catalog
+pipe = Pipeline.load(sys.argv[1])
+summary = run_catalog(pipe, sys.argv[2], sys.argv[3], chunk_size=int(sys.argv[4]), overwrite=True)
+print(json.dumps({
+    "run_seconds": summary.seconds,
+    "process_seconds": time.perf_counter() - start,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def simulate_to_fits(path: Path, rows: int, seed: int, block: int = 1_000_000) -> float:
+    """Simulate ``rows`` galaxies block by block, streamed into one FITS file."""
+    from astroml_pipe.io.catalogs import CatalogWriter
+    from astroml_pipe.simulate.photometry import simulate_photometry
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    with CatalogWriter(path, overwrite=True) as writer:
+        done = 0
+        while done < rows:
+            n = min(block, rows - done)
+            table = simulate_photometry(n, random_state=rng)
+            table["id"] += done
+            table.meta.clear()
+            writer.write(table)
+            done += n
+    return time.perf_counter() - start
+
+
+def train(pipeline_text: str, folder: Path) -> dict:
+    from astroml_pipe.core.pipeline import Pipeline
+    from astroml_pipe.runner import train_catalog
+
+    start = time.perf_counter()
+    pipe = Pipeline.from_yaml(pipeline_text)
+    train_catalog(pipe, TRAINING, folder, overwrite=True)
+    return {"train_seconds": time.perf_counter() - start, "training_rows": pipe.manifest["training_data"]["n_rows"],
+            "model_mb": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6,
+            "validation": pipe.manifest["metrics"]["photoz"]}
+
+
+def run_child(model: Path, catalog: Path, output: Path, chunk_size: int) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(model), str(catalog), str(output), str(chunk_size)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def quality(output: Path) -> dict:
+    from astroml_pipe.evaluate.photoz import photoz_metrics
+    from astroml_pipe.io.catalogs import read_catalog
+
+    columns = ["redshift", "z_phot", "z_phot_mode", "z_phot_median", "z_phot_lo", "z_phot_hi"]
+    t = read_catalog(output, columns=columns)
+    z = np.asarray(t["redshift"], float)
+    out = {"point_estimate": photoz_metrics(t["z_phot"], z)}
+    for name in ("mode", "median"):
+        out[name] = photoz_metrics(t[f"z_phot_{name}"], z)
+    out["coverage_68"] = float(np.mean((z >= t["z_phot_lo"]) & (z <= t["z_phot_hi"])))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput catalog")
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the memory catalog (0: skip)")
+    parser.add_argument("--chunk-size", type=int, default=100_000)
+    parser.add_argument("--workdir", type=Path, help="where the (large) catalogs go; default: a temporary folder")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz.json")
+    args = parser.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="astroml-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    from astroml_pipe import __version__
+
+    report: dict = {
+        "astroml_pipe": __version__,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "rows": args.rows,
+        "chunk_size": args.chunk_size,
+    }
+    catalog = work / "bench.fits"
+    report["simulate_seconds"] = simulate_to_fits(catalog, args.rows, seed=12345)
+    report["input_mb"] = catalog.stat().st_size / 1e6
+    print(f"simulated {args.rows:,} galaxies in {report['simulate_seconds']:.1f} s ({report['input_mb']:.0f} MB)", flush=True)
+
+    for label, text in (("catboost", DEFAULT_PIPELINE.read_text()), ("random_forest", RF_PIPELINE)):
+        model = work / f"model-{label}"
+        entry = train(text, model)
+        output = work / f"out-{label}.fits"
+        entry.update(run_child(model, catalog, output, args.chunk_size))
+        entry["objects_per_second"] = args.rows / entry["run_seconds"]
+        entry["output_mb"] = output.stat().st_size / 1e6
+        entry["quality"] = quality(output)
+        output.unlink()
+        report[label] = entry
+        q = entry["quality"]["point_estimate"]
+        print(
+            f"{label:14s} train {entry['train_seconds']:5.1f} s | run {entry['run_seconds']:6.1f} s = "
+            f"{entry['objects_per_second']:>9,.0f} objects/s | peak {entry['peak_rss_mb']:6.0f} MB | "
+            f"sigma_NMAD {q['sigma_nmad']:.4f} outliers {q['outlier_fraction']:.4f} bias {q['bias']:+.4f} | "
+            f"68% coverage {entry['quality']['coverage_68']:.3f}",
+            flush=True,
+        )
+    catalog.unlink()
+
+    if args.big_rows:
+        big = work / "big.fits"
+        seconds = simulate_to_fits(big, args.big_rows, seed=54321)
+        output = work / "big-out.fits"
+        entry = run_child(work / "model-catboost", big, output, args.chunk_size)
+        entry.update(rows=args.big_rows, simulate_seconds=seconds, input_mb=big.stat().st_size / 1e6,
+                     output_mb=output.stat().st_size / 1e6, objects_per_second=args.big_rows / entry["run_seconds"])
+        big.unlink()
+        output.unlink()
+        report["big_catboost"] = entry
+        print(
+            f"big catboost   {args.big_rows:,} rows: run {entry['run_seconds']:.0f} s = "
+            f"{entry['objects_per_second']:,.0f} objects/s | peak {entry['peak_rss_mb']:.0f} MB "
+            f"(input {entry['input_mb']:.0f} MB, output {entry['output_mb']:.0f} MB)",
+            flush=True,
+        )
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
