@@ -51,8 +51,11 @@ stages:
 """
 
 # Run in a child process: one run, then report its own time and peak memory.
+# Peak memory is VmHWM of /proc/self/status, which starts afresh with the new
+# program; getrusage's ru_maxrss would carry over the parent's high-water mark
+# across fork and exec.
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 from astroml_pipe.core.pipeline import Pipeline
 from astroml_pipe.runner import run_catalog
@@ -61,7 +64,7 @@ summary = run_catalog(pipe, sys.argv[2], sys.argv[3], chunk_size=int(sys.argv[4]
 print(json.dumps({
     "run_seconds": summary.seconds,
     "process_seconds": time.perf_counter() - start,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024,
 }))
 """
 

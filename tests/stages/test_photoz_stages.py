@@ -57,7 +57,8 @@ def test_target_problems(make_catalog):
 
 def test_fixed_kernel_without_validation_uses_plain_softmax(make_catalog):
     pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.catboost", "with": {
-        "features": ["mag_g", "mag_r"], "iterations": 5, "n_bins": 5, "validation_fraction": 0.0, "kernel_width": 0.02}}]})
+        "features": ["mag_g", "mag_r"], "iterations": 5, "n_bins": 5, "validation_fraction": 0.0, "kernel_width": 0.02,
+        "recalibrate": False}}]})
     pipe.fit(make_catalog(300))
     assert pipe.stages[0].pdf_settings_ == {"smoothing": 0.0, "width": 0.02, "temperature": 1.0}
 
@@ -67,3 +68,6 @@ def test_kernel_width_null_needs_validation_rows():
 
     with pytest.raises(ConfigError, match="set validation_fraction > 0 or give kernel_width"):
         Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest", "with": {"validation_fraction": 0.0}}]})
+    with pytest.raises(ConfigError, match="recalibrate needs validation rows"):
+        Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest",
+                                        "with": {"validation_fraction": 0.0, "kernel_width": 0.01}}]})

@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from astropy.table import Table
+from scipy.stats import kstest
 
 from astroml_pipe.core.columns import Col
 from astroml_pipe.core.errors import AstromlPipeWarning, ConfigError, InputError
@@ -42,7 +43,8 @@ from astroml_pipe.core.params import Param
 from astroml_pipe.core.stage import Stage
 from astroml_pipe.evaluate.photoz import photoz_metrics
 from astroml_pipe.features.colors import color_name, filled_name
-from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, quantize, summarize
+from astroml_pipe.stages.photoz.calibration import PitRecalibration, pit_values
+from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, interpolate_rows, quantize, summarize
 
 __all__ = ["PhotoZStage", "COMMON_PARAMS"]
 
@@ -91,6 +93,12 @@ COMMON_PARAMS = (
         nullable=True,
         minimum=0.0,
     ),
+    Param(
+        "recalibrate",
+        bool,
+        True,
+        "Recalibrate the PDFs so that the PIT of the validation rows is uniform (saved with the model).",
+    ),
     Param("random_state", int, 0, "Seed of every random choice (splits, trees).", nullable=True),
 )
 
@@ -115,6 +123,10 @@ class PhotoZStage(Stage):
             raise ConfigError(
                 f"{self.where}: kernel_width null is chosen on validation rows; set validation_fraction > 0 "
                 "or give kernel_width"
+            )
+        if self.recalibrate and self.validation_fraction == 0:
+            raise ConfigError(
+                f"{self.where}: recalibrate needs validation rows; set validation_fraction > 0 or recalibrate: false"
             )
 
     # -- columns -------------------------------------------------------------------
@@ -189,11 +201,16 @@ class PhotoZStage(Stage):
         self.features_ = features
         self._fit_model(X[train], y[train])
         metrics: dict[str, Any] = {"n_train": int(len(train)), "n_validation": int(n_val)}
+        self.recalibration_ = None
         if n_val:
             raw = self._predict_raw(X[val])
             self.pdf_settings_ = self._choose_pdf_settings(raw, y[val])
             pdf = self._pdf_from_raw(raw, **self.pdf_settings_)
-            z_phot = summarize(self.grid, pdf)[self.point_estimate]
+            pit = pit_values(self.grid, pdf, y[val])
+            metrics["validation_pit_ks_before_recalibration"] = float(kstest(pit, "uniform").statistic)
+            if self.recalibrate:
+                self.recalibration_ = PitRecalibration.fit(pit)
+            z_phot = self._summaries(pdf)[self.point_estimate]
             metrics.update({f"validation_{k}": v for k, v in photoz_metrics(z_phot, y[val]).items() if k != "n"})
             metrics["validation_mean_log_density"] = _mean_log_density(self.grid, pdf, y[val])
         else:
@@ -232,9 +249,18 @@ class PhotoZStage(Stage):
     def _pdf_from_raw(self, raw: Any, width: float, **extra: float) -> np.ndarray:
         raise NotImplementedError
 
-    def _predict_pdf(self, X: np.ndarray) -> np.ndarray:
-        """Normalised PDFs on the grid, shape ``(n, n_grid)``."""
-        return self._pdf_from_raw(self._predict_raw(X), **self.pdf_settings_)
+    def _summaries(self, pdf: np.ndarray) -> dict[str, np.ndarray]:
+        """Recalibrate ``pdf`` in place (if the model has a recalibration) and summarise it."""
+        if self.recalibration_ is not None:
+            pdf = self.recalibration_.apply(self.grid, pdf)
+        return summarize(self.grid, pdf)
+
+    def predict_pdf(self, X: np.ndarray) -> np.ndarray:
+        """Normalised (and recalibrated) PDFs on the grid for a feature matrix, shape ``(n, n_grid)``."""
+        pdf = self._pdf_from_raw(self._predict_raw(X), **self.pdf_settings_)
+        if self.recalibration_ is not None:
+            pdf = self.recalibration_.apply(self.grid, pdf)
+        return pdf
 
     # -- applying ------------------------------------------------------------------------
     def compute(self, table: Table) -> dict[str, np.ndarray]:
@@ -248,7 +274,7 @@ class PhotoZStage(Stage):
         for start in range(0, n, BLOCK_ROWS):
             block = slice(start, min(start + BLOCK_ROWS, n))
             pdf = self._pdf_from_raw(raw[block], **self.pdf_settings_)
-            stats = summarize(self.grid, pdf)
+            stats = self._summaries(pdf)
             for key, name in names.items():
                 out[name][block] = stats[key]
             out[p][block] = stats[self.point_estimate]
@@ -268,20 +294,18 @@ class PhotoZStage(Stage):
         return {
             "features_": self.features_,
             "pdf_settings_": self.pdf_settings_,
+            "recalibration_": None if self.recalibration_ is None else self.recalibration_.to_list(),
             "training_metrics_": self.training_metrics_,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.features_ = list(state["features_"])
         self.pdf_settings_ = {k: float(v) for k, v in state["pdf_settings_"].items()}
+        density = state.get("recalibration_")
+        self.recalibration_ = None if density is None else PitRecalibration(density)
         self.training_metrics_ = dict(state.get("training_metrics_", {}))
 
 
 def _mean_log_density(grid: PdfGrid, pdf: np.ndarray, z_true: np.ndarray) -> float:
     """Mean log PDF at the true redshifts (linear interpolation, floored at ``DENSITY_FLOOR``)."""
-    position = np.clip((z_true - grid.start) / grid.step, 0, grid.num - 1)
-    left = np.minimum(position.astype(int), grid.num - 2)
-    frac = position - left
-    rows = np.arange(len(z_true))
-    density = (1 - frac) * pdf[rows, left] + frac * pdf[rows, left + 1]
-    return float(np.mean(np.log(np.maximum(density, DENSITY_FLOOR))))
+    return float(np.mean(np.log(np.maximum(interpolate_rows(grid, pdf, z_true), DENSITY_FLOOR))))

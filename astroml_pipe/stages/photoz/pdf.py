@@ -27,7 +27,17 @@ from astropy.table import Table
 
 from astroml_pipe.core.errors import ConfigError, InputError
 
-__all__ = ["PdfGrid", "summarize", "quantize", "read_pdf", "grid_meta", "normalize", "trapezoid_weights"]
+__all__ = [
+    "PdfGrid",
+    "cdf_on_grid",
+    "grid_meta",
+    "interpolate_rows",
+    "normalize",
+    "quantize",
+    "read_pdf",
+    "summarize",
+    "trapezoid_weights",
+]
 
 PDF_SCALE = 32767
 
@@ -83,7 +93,31 @@ def normalize(pdf: np.ndarray, step: float) -> np.ndarray:
     return pdf
 
 
-def summarize(grid: PdfGrid, pdf: np.ndarray) -> dict[str, np.ndarray]:
+def cdf_on_grid(grid: PdfGrid, pdf: np.ndarray) -> np.ndarray:
+    """Cumulative distributions at the grid points (trapezoid rule), each ending at one.
+
+    Computed as ``step * (cumsum_i - p_0/2 - p_i/2)`` without temporaries
+    larger than the result.
+    """
+    cdf = np.cumsum(pdf, axis=1)
+    cdf -= 0.5 * pdf
+    cdf -= 0.5 * pdf[:, :1]
+    total = cdf[:, -1:].copy()
+    total[total <= 0] = 1.0
+    cdf /= total
+    return cdf
+
+
+def interpolate_rows(grid: PdfGrid, values: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``values`` (sampled on the grid) linearly interpolated at ``z[i]``."""
+    position = np.clip((np.asarray(z, dtype=np.float64) - grid.start) / grid.step, 0, grid.num - 1)
+    left = np.minimum(position.astype(int), grid.num - 2)
+    frac = position - left
+    rows = np.arange(len(position))
+    return (1 - frac) * values[rows, left] + frac * values[rows, left + 1]
+
+
+def summarize(grid: PdfGrid, pdf: np.ndarray, cdf: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Point estimates and a 68% interval from normalised PDFs on ``grid``.
 
     Parameters
@@ -93,6 +127,9 @@ def summarize(grid: PdfGrid, pdf: np.ndarray) -> dict[str, np.ndarray]:
     pdf : numpy.ndarray
         Densities of shape ``(n, grid.num)``, each row integrating to one
         (trapezoid rule); ``float32`` is fastest.
+    cdf : numpy.ndarray, optional
+        Their cumulative distributions at the grid points, if known
+        (:func:`cdf_on_grid` otherwise).
 
     Returns
     -------
@@ -111,16 +148,12 @@ def summarize(grid: PdfGrid, pdf: np.ndarray) -> dict[str, np.ndarray]:
         shift = np.where((denom < 0) & (peak == inner), 0.5 * (left - right) / denom, 0.0)
     mode = grid.start + (peak + np.clip(shift, -0.5, 0.5)) * grid.step
 
-    # Trapezoid-rule CDF at the grid points: step * (cumsum_i - p_0/2 - p_i/2).
-    cdf = np.cumsum(pdf, axis=1)
-    cdf -= 0.5 * pdf
-    cdf -= 0.5 * pdf[:, :1]
-    cdf *= grid.step
-    total = cdf[:, -1].copy()
-    total[total <= 0] = 1.0
-    out = {"mode": mode, "mean": (pdf @ (trapezoid_weights(g, grid.step, pdf.dtype) * grid.z.astype(pdf.dtype))) / total}
+    cdf = cdf_on_grid(grid, pdf) if cdf is None else cdf
+    mass = pdf @ trapezoid_weights(g, grid.step, pdf.dtype)
+    mass[mass <= 0] = 1.0
+    out = {"mode": mode, "mean": (pdf @ (trapezoid_weights(g, grid.step, pdf.dtype) * grid.z.astype(pdf.dtype))) / mass}
     for key, q in (("median", 0.5), ("lo", 0.15865525393145707), ("hi", 0.8413447460685429)):
-        out[key] = _quantile(grid, cdf, q * total)
+        out[key] = _quantile(grid, cdf, np.full(n, q, dtype=cdf.dtype))
     return out
 
 
