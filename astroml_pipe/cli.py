@@ -179,33 +179,47 @@ def train(pipeline_file: str, training_catalog: str, model_dir: str, hdu: int | 
 @cli.command()
 @click.argument("result")
 @click.option("--truth", required=True, metavar="COLUMN", help="Column with the true redshift.")
-@click.option("--prediction", default="z_phot", show_default=True, metavar="COLUMN", help="Column with the photometric redshift.")
-@click.option("-o", "--output", "report_dir", metavar="REPORT_DIR", help="Write metrics.json and PNG plots here.")
+@click.option("--prediction", "predictions", multiple=True, default=("z_phot",), show_default=True, metavar="COLUMN",
+              help="Column with the photometric redshift; repeat it to compare the members of a committee "
+              "(the first is evaluated in full).")
+@click.option("--pdf", metavar="COLUMN", help="PDF column [default: <prediction>_pdf when present; without one, "
+              "only the point metrics].")
+@click.option("--magnitude", metavar="COLUMN",
+              help="Magnitude column for the per-bin metrics [default: mag_i when present].")
+@click.option("-o", "--output", "report_dir", metavar="REPORT_DIR",
+              help="Write metrics.json, PNG plots and report.html here.")
 @_hdu_option
 @_common
-def evaluate(result: str, truth: str, prediction: str, report_dir: str | None, hdu: int | str | None, quiet: bool) -> None:
+def evaluate(result: str, truth: str, predictions: tuple[str, ...], pdf: str | None, magnitude: str | None,
+             report_dir: str | None, hdu: int | str | None, quiet: bool) -> None:
     """Photo-z metrics of RESULT against its true redshifts.
 
-    σ_NMAD = 1.4826·median(|Δz − median Δz|) with Δz = (z_phot − z_true)/(1 + z_true),
-    the outlier fraction |Δz| > 0.15 and the bias median Δz.
+    Overall and per bin of magnitude and of true redshift.
+
+    \b
+    Point estimates, with dz = (z_phot - z_true)/(1 + z_true):
+      sigma_NMAD = 1.4826 median|dz - median dz|, sigma_IQR = IQR(dz)/1.349,
+      outlier fraction |dz| > 0.15, bias = median dz.
+    PDFs: PIT histogram with KS and Cramer-von Mises statistics and the PIT
+    outlier rate, CRPS, CDE loss.  The PDF column is read in blocks, so large
+    results fit in memory.  Members of a committee (a <prediction>_members
+    column, or several --prediction) are compared by their point metrics.
     """
     _logging(quiet)
     import json
 
-    from astroml_pipe.evaluate.photoz import evaluate_photoz
-    from astroml_pipe.io.catalogs import open_catalog
+    from astroml_pipe.evaluate.photoz import AUTO, evaluate_photoz
+    from astroml_pipe.evaluate.report import overall_lines
 
-    with open_catalog(result, hdu=hdu) as reader:
-        present = [c for c in (truth, prediction) if c in reader.columns]
-        table = reader.read(0, reader.n_rows, columns=present)
-    metrics = evaluate_photoz(table, truth, prediction=prediction, report_dir=report_dir, source=f"'{result}'")
-    click.echo(
-        f"N = {metrics['n']}  sigma_NMAD = {metrics['sigma_nmad']:.4f}  "
-        f"outlier fraction = {metrics['outlier_fraction']:.4f}  bias = {metrics['bias']:+.5f}"
-    )
+    metrics = evaluate_photoz(result, truth, prediction=predictions, pdf=pdf or AUTO, magnitude=magnitude or AUTO,
+                               report_dir=report_dir, hdu=hdu)
+    for line in overall_lines(metrics):
+        click.echo(line)
+    for member, values in metrics.get("members", {}).items():
+        click.echo(f"member {member}: " + ", ".join(overall_lines(values, align=False)))
     click.echo(json.dumps(metrics))
     if report_dir:
-        click.echo(f"report:   {report_dir}")
+        click.echo(f"report:   {Path(report_dir) / 'report.html'}")
 
 
 @cli.command()

@@ -1,36 +1,105 @@
-"""Photometric-redshift metrics and diagnostic plots.
+"""Photometric-redshift metrics, overall and per bin, and the evaluation report.
 
+Point estimates
+---------------
 With ``dz = (z_phot - z_true) / (1 + z_true)``:
 
 ``sigma_nmad``
-    1.4826 * median(|dz - median(dz)|), the normalised median absolute deviation;
+    ``1.4826 * median(|dz - median(dz)|)``, the normalised median absolute
+    deviation (Hoaglin, Mosteller & Tukey 1983; Brammer et al. 2008, ApJ
+    686, 1503); the factor makes it the standard deviation for a Gaussian;
+``sigma_iqr``
+    ``IQR(dz) / 1.349``, the interquartile range scaled to a Gaussian
+    standard deviation (as in RAIL and Schmidt et al. 2020, MNRAS 499, 1587);
 ``outlier_fraction``
-    fraction of objects with |dz| > 0.15;
+    fraction of objects with ``|dz| > 0.15`` (Ilbert et al. 2006, A&A 457, 841);
 ``bias``
-    median(dz).
+    ``median(dz)``.
+
+PDFs
+----
+PIT (with KS and CvM statistics and the PIT outlier rate), CRPS and CDE
+loss of the PDF column: see :mod:`astroml_pipe.evaluate.pdf_metrics`.
+
+Bins
+----
+All metrics are also given per bin of a magnitude column (by default
+``mag_i`` when present; edges :data:`MAGNITUDE_BINS`) and per bin of the true
+redshift (edges :data:`REDSHIFT_BINS`).  Objects outside the edges, or with
+a non-finite (or sentinel, e.g. 99) magnitude, are in no magnitude bin.
+
+Memory
+------
+:func:`evaluate_photoz` of a file reads the scalar columns whole (8 bytes a row each)
+and the PDF column in blocks of ``block_size`` rows, keeping 32 bytes a row of
+per-object PDF values; a 10^6-row result needs a few hundred MB at most.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from astropy.table import Table
 
 from astroml_pipe.core.errors import InputError
+from astroml_pipe.evaluate.pdf_metrics import SUB_BLOCK, PdfMetricsAccumulator
+from astroml_pipe.evaluate.plots import plot_zphot_vs_ztrue
 
-__all__ = ["photoz_metrics", "plot_zphot_vs_ztrue", "evaluate_photoz"]
+__all__ = [
+    "MAGNITUDE_BINS",
+    "REDSHIFT_BINS",
+    "binned_metrics",
+    "evaluate_photoz",
+    "photoz_metrics",
+    "plot_zphot_vs_ztrue",
+]
 
 log = logging.getLogger(__name__)
 
 OUTLIER_THRESHOLD = 0.15
+#: Default magnitude bin edges: 18 to 25.5 in steps of 0.5.
+MAGNITUDE_BINS = tuple(np.round(np.arange(18.0, 25.5 + 1e-9, 0.5), 6).tolist())
+#: Default true-redshift bin edges: 0 to 3 in steps of 0.25.
+REDSHIFT_BINS = tuple(np.round(np.arange(0.0, 3.0 + 1e-9, 0.25), 6).tolist())
+#: Magnitude column used for bins when none is named and it is present.
+DEFAULT_MAGNITUDE = "mag_i"
+#: Rows of the PDF column of a file read at once by :func:`evaluate_photoz`.
+BLOCK_SIZE = 50_000
+#: ``pdf=`` / ``magnitude=`` value that picks the column when present.
+AUTO = "auto"
+_POINT_KEYS = ("n", "sigma_nmad", "sigma_iqr", "outlier_fraction", "bias")
+
+
+def _dz_metrics(dz: np.ndarray) -> dict[str, Any]:
+    """Point metrics of finite ``dz`` values (NaN when there are none)."""
+    if len(dz) == 0:
+        return {"n": 0} | dict.fromkeys(_POINT_KEYS[1:], float("nan"))
+    median = float(np.median(dz))
+    q25, q75 = np.percentile(dz, [25, 75])
+    return {
+        "n": len(dz),
+        "sigma_nmad": float(1.4826 * np.median(np.abs(dz - median))),
+        "sigma_iqr": float((q75 - q25) / 1.349),
+        "outlier_fraction": float(np.mean(np.abs(dz) > OUTLIER_THRESHOLD)),
+        "bias": median,
+    }
+
+
+def _dz(z_phot: Any, z_true: Any) -> np.ndarray:
+    """``(z_phot - z_true) / (1 + z_true)``, NaN where either is not finite."""
+    z_phot = np.asarray(z_phot, dtype=np.float64)
+    z_true = np.asarray(z_true, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (z_phot - z_true) / (1.0 + z_true)
 
 
 def photoz_metrics(z_phot: np.ndarray, z_true: np.ndarray) -> dict[str, float]:
-    """σ_NMAD, outlier fraction and bias of point estimates.
+    """σ_NMAD, σ_IQR, outlier fraction and bias of point estimates.
 
     Parameters
     ----------
@@ -41,113 +110,338 @@ def photoz_metrics(z_phot: np.ndarray, z_true: np.ndarray) -> dict[str, float]:
     Returns
     -------
     dict
-        ``n``, ``sigma_nmad``, ``outlier_fraction``, ``bias``.
+        ``n``, ``sigma_nmad``, ``sigma_iqr``, ``outlier_fraction``, ``bias``
+        (definitions in the module docstring).
+
+    Raises
+    ------
+    InputError
+        If no pair is finite.
     """
-    z_phot = np.asarray(z_phot, dtype=np.float64)
-    z_true = np.asarray(z_true, dtype=np.float64)
-    ok = np.isfinite(z_phot) & np.isfinite(z_true)
-    if not ok.any():
+    dz = _dz(z_phot, z_true)
+    dz = dz[np.isfinite(dz)]
+    if len(dz) == 0:
         raise InputError("no object has both a finite photometric and a finite true redshift")
-    dz = (z_phot[ok] - z_true[ok]) / (1.0 + z_true[ok])
-    median = float(np.median(dz))
-    return {
-        "n": int(ok.sum()),
-        "sigma_nmad": float(1.4826 * np.median(np.abs(dz - median))),
-        "outlier_fraction": float(np.mean(np.abs(dz) > OUTLIER_THRESHOLD)),
-        "bias": median,
-    }
+    return _dz_metrics(dz)
 
 
-def plot_zphot_vs_ztrue(
-    z_phot: np.ndarray,
-    z_true: np.ndarray,
-    path: str | Path,
-    *,
-    metrics: dict[str, float] | None = None,
-    zmax: float | None = None,
-) -> Path:
-    """Write a PNG of photometric against true redshift (density for large samples)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    z_phot = np.asarray(z_phot, dtype=float)
-    z_true = np.asarray(z_true, dtype=float)
-    ok = np.isfinite(z_phot) & np.isfinite(z_true)
-    top = zmax or float(max(np.percentile(z_true[ok], 99.9), np.percentile(z_phot[ok], 99.9))) * 1.05
-    fig, ax = plt.subplots(figsize=(5.5, 5), constrained_layout=True)
-    if ok.sum() > 5000:
-        hb = ax.hexbin(z_true[ok], z_phot[ok], gridsize=120, extent=(0, top, 0, top), bins="log", cmap="viridis", mincnt=1)
-        fig.colorbar(hb, ax=ax, label="objects per cell")
-    else:
-        ax.scatter(z_true[ok], z_phot[ok], s=3, alpha=0.5, lw=0)
-    line = np.array([0, top])
-    ax.plot(line, line, "k-", lw=0.8)
-    for sign in (1, -1):
-        ax.plot(line, line + sign * OUTLIER_THRESHOLD * (1 + line), "k--", lw=0.6)
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="true redshift", ylabel="photometric redshift")
-    if metrics:
-        ax.text(
-            0.03,
-            0.97,
-            f"N = {metrics['n']}\n$\\sigma_{{NMAD}}$ = {metrics['sigma_nmad']:.4f}\n"
-            f"outliers = {100 * metrics['outlier_fraction']:.2f}%\nbias = {metrics['bias']:+.4f}",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=9,
-            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
-        )
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def _bin_edges(edges: Sequence[float]) -> np.ndarray:
+    """``edges`` as a float array, checked to be at least two increasing finite numbers."""
+    array = np.asarray(edges, dtype=np.float64)
+    if array.ndim != 1 or len(array) < 2 or not np.all(np.isfinite(array)) or np.any(np.diff(array) <= 0):
+        raise InputError(f"bin edges must be at least two increasing numbers, got {array.tolist()}")
+    return array
 
 
-def evaluate_photoz(
-    table: Table,
-    truth: str,
-    *,
-    prediction: str = "z_phot",
-    report_dir: str | Path | None = None,
-    source: str = "the catalog",
-) -> dict[str, Any]:
-    """Metrics of a result catalog against its true redshifts.
+def binned_metrics(
+    x: Any,
+    edges: Sequence[float],
+    z_phot: Any,
+    z_true: Any,
+    pdf_values: PdfMetricsAccumulator | None = None,
+) -> list[dict[str, Any]]:
+    """Point (and PDF) metrics in bins of ``x``.
 
     Parameters
     ----------
-    table : astropy.table.Table
-        Result catalog with ``prediction`` and ``truth`` columns.
-    truth, prediction : str
-        Column names of the true and the photometric redshift.
+    x : array_like
+        The binned quantity (a magnitude, the true redshift) of every object.
+    edges : sequence of float
+        Increasing bin edges; bin ``j`` is ``edges[j] <= x < edges[j+1]``
+        (the last bin includes its upper edge).
+    z_phot, z_true : array_like
+        Photometric and true redshifts of the same objects.
+    pdf_values : PdfMetricsAccumulator, optional
+        PDF values of the same objects, in the same order; adds the PDF
+        metrics of :func:`~astroml_pipe.evaluate.pdf_metrics.pdf_summary`.
+
+    Returns
+    -------
+    list of dict
+        One dict per bin: ``lo``, ``hi``, then the metrics (``n`` = 0 and
+        NaN for an empty bin).
+    """
+    edges = _bin_edges(edges)
+    x = np.asarray(x, dtype=np.float64)
+    dz = _dz(z_phot, z_true)
+    index = np.full(len(x), -1)
+    inside = np.isfinite(x) & (x >= edges[0]) & (x <= edges[-1])
+    index[inside] = np.clip(np.searchsorted(edges, x[inside], side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for j in range(len(edges) - 1):
+        in_bin = index == j
+        row: dict[str, Any] = {"lo": float(edges[j]), "hi": float(edges[j + 1])}
+        row.update(_dz_metrics(dz[in_bin & np.isfinite(dz)]))
+        if pdf_values is not None:
+            row.update(pdf_values.summary(in_bin))
+        rows.append(row)
+    return rows
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers and NaN/inf as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def _float_column(table: Table, name: str) -> np.ndarray:
+    """A column as float64, masked entries as NaN."""
+    return np.ma.filled(np.ma.asarray(table[name]).astype(np.float64), np.nan)
+
+
+def _check_numeric(name: str, dtype: np.dtype, shape: tuple[int, ...], source: str) -> None:
+    if np.dtype(dtype).kind not in "biuf" or tuple(shape) != ():
+        kind = f"{dtype} values" if tuple(shape) == () else f"arrays of shape {tuple(shape)}"
+        raise InputError(f"column {name!r} in {source} holds {kind}; expected one number per row")
+
+
+@dataclass
+class _Plan:
+    """The columns one evaluation reads, checked against the catalog."""
+
+    truth: str
+    predictions: list[str]
+    pdf: str | None
+    magnitude: str | None
+    committee: str | None  # a (n, n_members) column of member point estimates
+
+    @property
+    def scalar_columns(self) -> list[str]:
+        """The columns read whole, without repeats."""
+        names = [self.truth, *self.predictions, self.magnitude, self.committee]
+        return list(dict.fromkeys(name for name in names if name))
+
+
+def _resolve(
+    available: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
+    truth: str,
+    prediction: str | Sequence[str],
+    pdf: str | None,
+    magnitude: str | None,
+    source: str,
+) -> _Plan:
+    """Check the named columns (dtype and per-row shape by name) and resolve ``auto``."""
+    from astroml_pipe.core.params import did_you_mean
+
+    def require(column: str, what: str) -> None:
+        if column not in available:
+            raise InputError(f"{source} has no {what}column {column!r}{did_you_mean(column, list(available))}")
+
+    predictions = [prediction] if isinstance(prediction, str) else list(prediction)
+    if not predictions:
+        raise InputError("give at least one photometric-redshift column")
+    for column in (truth, *predictions):
+        require(column, "")
+        _check_numeric(column, *available[column], source)
+    if magnitude == AUTO:
+        magnitude = DEFAULT_MAGNITUDE if DEFAULT_MAGNITUDE in available else None
+    if magnitude is not None:
+        require(magnitude, "magnitude ")
+        _check_numeric(magnitude, *available[magnitude], source)
+    if pdf == AUTO:
+        pdf = f"{predictions[0]}_pdf" if f"{predictions[0]}_pdf" in available else None
+    if pdf is not None:
+        require(pdf, "PDF ")
+        if len(available[pdf][1]) != 1:
+            raise InputError(f"column {pdf!r} in {source} is not a PDF column (shape {available[pdf][1]} per row)")
+    committee: str | None = f"{predictions[0]}_members"
+    dtype, shape = available.get(committee, (np.dtype("U1"), ()))
+    if len(shape) != 1 or np.dtype(dtype).kind not in "biuf":
+        committee = None
+    return _Plan(truth, predictions, pdf, magnitude, committee)
+
+
+def _table_pdf_blocks(table: Table, column: str, source: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Grid and normalised PDFs of ``table[column]``, :data:`SUB_BLOCK` rows at a time."""
+    from astroml_pipe.stages.photoz.pdf import read_pdf
+
+    for start in range(0, len(table), SUB_BLOCK):
+        try:
+            yield read_pdf(table[start : start + SUB_BLOCK], column)
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+
+
+def evaluate_photoz(
+    table: Table | str | os.PathLike[str],
+    truth: str,
+    *,
+    prediction: str | Sequence[str] = "z_phot",
+    pdf: str | None = AUTO,
+    magnitude: str | None = AUTO,
+    magnitude_bins: Sequence[float] = MAGNITUDE_BINS,
+    redshift_bins: Sequence[float] = REDSHIFT_BINS,
+    report_dir: str | os.PathLike[str] | None = None,
+    source: str | None = None,
+    hdu: int | str | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> dict[str, Any]:
+    """Metrics of a result catalog against its true redshifts, overall and per bin.
+
+    Parameters
+    ----------
+    table : astropy.table.Table or path
+        Result catalog with the ``truth`` and ``prediction`` columns (and the
+        PDF column with its grid keywords in the metadata), in memory or as
+        a file.  Of a file only the needed columns are read: the scalar ones
+        whole, the PDF column ``block_size`` rows at a time.
+    truth : str
+        Column of the true redshift.
+    prediction : str or sequence of str
+        Column(s) of the photometric redshift.  With several (the members of
+        a committee), the first is evaluated in full and all get their point
+        metrics under ``members``; so do the members of a
+        ``<prediction>_members`` column (one point estimate per member and
+        row, as ``photoz.committee`` writes), named ``<column>[k]``.
+    pdf : str or None
+        PDF column; ``"auto"`` (default) takes ``<prediction>_pdf`` when
+        present, ``None`` skips the PDF metrics.
+    magnitude : str or None
+        Column for the magnitude bins; ``"auto"`` (default) takes ``mag_i``
+        when present, ``None`` skips the magnitude bins.
+    magnitude_bins, redshift_bins : sequence of float
+        Bin edges.
     report_dir : path, optional
-        If given, ``metrics.json`` and ``zphot_vs_ztrue.png`` are written there.
-    source : str
-        How to name the catalog in error messages.
+        If given, the report (``metrics.json``, PNGs, ``report.html``) is
+        written there.
+    source : str, optional
+        How to name the catalog in error messages (default the file name, or
+        "the catalog" for a table).
+    hdu : int or str, optional
+        FITS HDU or HDF5 dataset of a file (see
+        :func:`~astroml_pipe.io.catalogs.open_catalog`).
+    block_size : int
+        Rows of the PDF column of a file read at once.
 
     Returns
     -------
     dict
-        The metrics of :func:`photoz_metrics`, plus the column names.
+        JSON-ready metrics (``None`` where undefined): the overall point
+        metrics of :func:`photoz_metrics` at the top level with
+        ``prediction``, ``truth`` and ``pdf``; with a PDF, the PDF metrics
+        of :func:`~astroml_pipe.evaluate.pdf_metrics.pdf_summary`;
+        ``magnitude``; ``bins`` (``magnitude`` and ``redshift``, each with
+        ``column``, ``edges`` and ``rows`` from :func:`binned_metrics`); and
+        ``members`` for several predictions or a committee.
     """
-    for column in (truth, prediction):
-        if column not in table.colnames:
-            from astroml_pipe.core.params import did_you_mean
+    settings = (magnitude_bins, redshift_bins, report_dir)
+    if isinstance(table, Table):
+        source = source or "the catalog"
+        available = {name: (np.asarray(table[name]).dtype, table[name].shape[1:]) for name in table.colnames}
+        plan = _resolve(available, truth, prediction, pdf, magnitude, source)
+        blocks = (lambda: _table_pdf_blocks(table, plan.pdf, source)) if plan.pdf else None
+        return _evaluate(table, blocks, plan, *settings, source)
 
-            raise InputError(f"{source} has no column {column!r}{did_you_mean(column, table.colnames)}")
-        if np.asarray(table[column]).dtype.kind not in "biuf":
-            raise InputError(f"column {column!r} in {source} holds {table[column].dtype} values; expected numbers")
-    z_phot = np.asarray(table[prediction], dtype=float)
-    z_true = np.asarray(table[truth], dtype=float)
-    metrics: dict[str, Any] = photoz_metrics(z_phot, z_true)
-    metrics.update({"prediction": prediction, "truth": truth})
-    if report_dir is not None:
-        report_dir = Path(report_dir)
+    from astroml_pipe.io.catalogs import open_catalog
+
+    source = source or f"'{os.fspath(table)}'"
+    with open_catalog(table, hdu=hdu) as reader:
+        available = {name: (info.dtype, tuple(info.shape)) for name, info in reader.columns.items()}
+        plan = _resolve(available, truth, prediction, pdf, magnitude, source)
+        column = plan.pdf
+
+        def file_blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, reader.n_rows, block_size):
+                yield from _table_pdf_blocks(reader.read(start, start + block_size, columns=[column]), column, source)
+
+        scalars = reader.read(0, reader.n_rows, columns=plan.scalar_columns)
+        return _evaluate(scalars, file_blocks if column else None, plan, *settings, source)
+
+
+def _evaluate(
+    scalars: Table,
+    pdf_blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]] | None,
+    plan: _Plan,
+    magnitude_bins: Sequence[float],
+    redshift_bins: Sequence[float],
+    report_dir: str | os.PathLike[str] | None,
+    source: str,
+) -> dict[str, Any]:
+    """The evaluation of :func:`evaluate_photoz`, of a table or of a file.
+
+    ``scalars`` holds (at least) the plan's scalar columns; ``pdf_blocks``
+    yields the grid and the PDFs of consecutive blocks of rows.
+    """
+    truth, magnitude, pdf = plan.truth, plan.magnitude, plan.pdf
+    columns = {name: _float_column(scalars, name) for name in plan.scalar_columns if name != plan.committee}
+    predictions = list(plan.predictions)
+    if plan.committee is not None:
+        member_values = _float_column(scalars, plan.committee)
+        for k in range(member_values.shape[1]):
+            predictions.append(f"{plan.committee}[{k}]")
+            columns[predictions[-1]] = member_values[:, k]
+    z_true = columns[truth]
+    z_phot = columns[predictions[0]]
+    sections = {"magnitude": (magnitude, _bin_edges(magnitude_bins))} if magnitude else {}
+    sections["redshift"] = (truth, _bin_edges(redshift_bins))
+    members = {}
+    for name in predictions:
         try:
-            report_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot write report folder '{report_dir}': {exc.strerror or exc}") from None
-        (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_zphot_vs_ztrue(z_phot, z_true, report_dir / "zphot_vs_ztrue.png", metrics=metrics)
-        log.info("wrote %s", report_dir)
+            members[name] = photoz_metrics(columns[name], z_true)
+        except InputError as exc:
+            raise InputError(f"{source}, columns {name!r} and {truth!r}: {exc}") from None
+    metrics: dict[str, Any] = {**members[predictions[0]], "prediction": predictions[0], "truth": truth, "pdf": pdf}
+    acc = None
+    if pdf_blocks is not None:
+        acc = PdfMetricsAccumulator()
+        offset = 0
+        for z_grid, block in pdf_blocks():
+            acc.add(z_grid, block, z_true[offset : offset + len(block)])
+            offset += len(block)
+        metrics.update(acc.summary())
+    metrics["magnitude"] = magnitude
+    metrics["bins"] = {
+        name: {"column": column, "edges": edges.tolist(),
+               "rows": binned_metrics(columns[column], edges, z_phot, z_true, acc)}
+        for name, (column, edges) in sections.items()
+    }
+    if len(predictions) > 1:
+        metrics["members"] = members
+    metrics = _jsonable(metrics)
+    if report_dir is not None:
+        _write(Path(report_dir), metrics, columns, acc, source)
     return metrics
+
+
+def _write(
+    folder: Path,
+    metrics: dict[str, Any],
+    columns: Mapping[str, np.ndarray],
+    acc: PdfMetricsAccumulator | None,
+    source: str,
+) -> None:
+    """The PNGs and :func:`~astroml_pipe.evaluate.report.write_report` of one evaluation."""
+    from astroml_pipe.evaluate import plots
+    from astroml_pipe.evaluate.report import write_report
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write report folder '{folder}': {exc.strerror or exc}") from None
+    z_true, z_phot = columns[metrics["truth"]], columns[metrics["prediction"]]
+    shown = {
+        "Photometric against true redshift": plots.plot_zphot_vs_ztrue(
+            z_phot, z_true, folder / "zphot_vs_ztrue.png", metrics=metrics
+        )
+    }
+    if acc is not None:
+        shown["PIT histogram and QQ plot"] = plots.plot_pit(acc.values["pit"], folder / "pit.png", metrics=metrics)
+    for name, label in (("magnitude", metrics["magnitude"]), ("redshift", "true redshift")):
+        if name in metrics["bins"]:
+            shown[f"Metrics per {name} bin"] = plots.plot_binned_metrics(
+                metrics["bins"][name]["rows"], folder / f"metrics_vs_{name}.png", xlabel=label
+            )
+    grid, stacked = acc.stacked_pdf() if acc is not None else (None, None)
+    shown["Redshift distribution: true, stacked PDFs, point estimates"] = plots.plot_nz(
+        z_true, folder / "nz.png", z_grid=grid, stacked=stacked, z_phot=z_phot
+    )
+    if "members" in metrics:
+        shown["Committee members"] = plots.plot_members(metrics["members"], folder / "members.png")
+    write_report(folder, metrics, shown, source=source.strip("'"))

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-from astropy.table import Table
 
 from astroml_pipe.core.errors import ConfigError, InputError, ModelError
 from astroml_pipe.core.pipeline import MANIFEST, Pipeline

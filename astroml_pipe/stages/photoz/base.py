@@ -35,12 +35,12 @@ from typing import Any, Mapping
 
 import numpy as np
 from astropy.table import Table
-from scipy.stats import kstest
 
 from astroml_pipe.core.columns import Col
 from astroml_pipe.core.errors import AstromlPipeWarning, ConfigError, InputError
 from astroml_pipe.core.params import Param
 from astroml_pipe.core.stage import Stage
+from astroml_pipe.evaluate.pdf_metrics import pit_statistics
 from astroml_pipe.evaluate.photoz import photoz_metrics
 from astroml_pipe.features.colors import color_name, filled_name
 from astroml_pipe.stages.photoz.calibration import PitRecalibration, pit_values
@@ -207,7 +207,7 @@ class PhotoZStage(Stage):
             self.pdf_settings_ = self._choose_pdf_settings(raw, y[val])
             pdf = self._pdf_from_raw(raw, **self.pdf_settings_)
             pit = pit_values(self.grid, pdf, y[val])
-            metrics["validation_pit_ks_before_recalibration"] = float(kstest(pit, "uniform").statistic)
+            metrics["validation_pit_ks_before_recalibration"] = pit_statistics(pit)["pit_ks"]
             if self.recalibrate:
                 self.recalibration_ = PitRecalibration.fit(pit)
             z_phot = self._summaries(pdf)[self.point_estimate]

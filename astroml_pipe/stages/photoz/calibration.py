@@ -27,7 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from astroml_pipe.stages.photoz.pdf import PdfGrid, cdf_on_grid, interpolate_rows, normalize
+from astroml_pipe.evaluate.pdf_metrics import pdf_object_values
+from astroml_pipe.stages.photoz.pdf import PdfGrid, cdf_on_grid, normalize
 
 __all__ = ["PitRecalibration", "pit_values"]
 
@@ -35,8 +36,8 @@ KNOTS = 201
 
 
 def pit_values(grid: PdfGrid, pdf: np.ndarray, z_true: np.ndarray) -> np.ndarray:
-    """PIT of each object: its PDF's CDF at its true redshift (clipped to the grid)."""
-    return np.clip(interpolate_rows(grid, cdf_on_grid(grid, pdf), z_true), 0.0, 1.0)
+    """PIT of each object: its PDF's CDF at its true redshift (as the evaluation computes it)."""
+    return pdf_object_values(grid.z, pdf, z_true)["pit"]
 
 
 class PitRecalibration:

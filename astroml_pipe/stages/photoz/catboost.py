@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from astroml_pipe.core.errors import InputError, ModelError
 from astroml_pipe.core.params import Param

@@ -158,7 +158,8 @@ def summarize(grid: PdfGrid, pdf: np.ndarray, cdf: np.ndarray | None = None) -> 
 
 
 def _quantile(grid: PdfGrid, cdf: np.ndarray, level: np.ndarray) -> np.ndarray:
-    idx = np.clip(np.count_nonzero(cdf < level[:, None], axis=1), 1, cdf.shape[1] - 1)
+    # CDF rows are monotone: the first point at or above the level (boolean argmax stops early).
+    idx = np.clip(np.argmax(cdf >= level[:, None], axis=1), 1, cdf.shape[1] - 1)
     rows = np.arange(len(cdf))
     c0, c1 = cdf[rows, idx - 1], cdf[rows, idx]
     with np.errstate(invalid="ignore", divide="ignore"):

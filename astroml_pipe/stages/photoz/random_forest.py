@@ -16,17 +16,14 @@ list of trusted scikit-learn types, never with pickle.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
-from astroml_pipe.core.errors import ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.stages.photoz.pdf import normalize
+from astroml_pipe.stages.photoz.votes import KernelCache, load_skops, smoothed_histogram, threads
 
 __all__ = ["RandomForestPhotoZ"]
 
@@ -37,13 +34,6 @@ TRUSTED_TYPES = [
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._tree.Tree",
 ]
-
-
-def _threads(n_jobs: int | None) -> int:
-    cores = os.cpu_count() or 1
-    if n_jobs is None or n_jobs == 0:
-        return 1
-    return cores if n_jobs < 0 else min(n_jobs, cores)
 
 
 class RandomForestPhotoZ(PhotoZStage):
@@ -74,7 +64,7 @@ class RandomForestPhotoZ(PhotoZStage):
         """Predictions of every tree, shape ``(n_trees, n_objects)``."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         trees = self.model_.estimators_
-        with ThreadPoolExecutor(_threads(self.n_jobs)) as pool:
+        with ThreadPoolExecutor(threads(self.n_jobs)) as pool:
             votes = list(pool.map(lambda tree: tree.predict(X, check_input=False), trees))
         return np.asarray(votes, dtype=np.float32)
 
@@ -83,14 +73,10 @@ class RandomForestPhotoZ(PhotoZStage):
 
     def _pdf_from_raw(self, votes: np.ndarray, width: float) -> np.ndarray:
         """PDFs from votes of shape ``(n_objects, n_trees)``."""
-        grid = self.grid
-        n = votes.shape[0]
-        index = np.clip(np.rint((votes - grid.start) / grid.step), 0, grid.num - 1).astype(np.int64)
-        flat = index + (np.arange(n, dtype=np.int64) * grid.num)[:, None]
-        hist = np.bincount(flat.ravel(), minlength=n * grid.num).reshape(n, grid.num).astype(np.float32)
-        if width > 0:
-            hist = gaussian_filter1d(hist, width / grid.step, axis=1, mode="constant", truncate=4.0)
-        return normalize(hist, grid.step)
+        if not hasattr(self, "_kernel"):
+            self._kernel = KernelCache(self.grid)
+        position = np.clip((votes - self.grid.start) / self.grid.step, 0, self.grid.num - 1)
+        return smoothed_histogram(position, np.ones(votes.shape[1], np.float32), self.grid, self._kernel(width))
 
     def save_artifacts(self, folder: Path) -> None:
         import skops.io as sio
@@ -98,12 +84,6 @@ class RandomForestPhotoZ(PhotoZStage):
         sio.dump(self.model_, folder / MODEL_FILE)
 
     def load_artifacts(self, folder: Path) -> None:
-        import skops.io as sio
+        from sklearn.ensemble import RandomForestRegressor
 
-        path = folder / MODEL_FILE
-        if not path.exists():
-            raise ModelError(f"model folder '{folder}' has no {MODEL_FILE}")
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
-        if untrusted:
-            raise ModelError(f"'{path}' contains types that are not trusted: {', '.join(untrusted)}")
-        self.model_ = sio.load(path, trusted=TRUSTED_TYPES)
+        self.model_ = load_skops(folder / MODEL_FILE, TRUSTED_TYPES, RandomForestRegressor)
