@@ -2,8 +2,11 @@
 
 Measures, on this machine:
 
-* training time of the built-in default pipeline (CatBoost) and of a
-  random-forest pipeline on the shipped training catalog;
+* training time of every photo-z stage on the shipped training catalog,
+  each in a pipeline with the colours stage in front: the built-in default
+  pipeline (CatBoost) and random forest, AdaBoost, kNN, a committee
+  (CatBoost + random forest) and bagging (3 bootstrap copies of CatBoost)
+  with default parameters;
 * for each, ``run`` on a simulated catalog of ``--rows`` galaxies, FITS in
   and FITS out with PDFs: wall time, objects per second and peak memory
   (each run in its own process, so the peak is that run's alone);
@@ -17,6 +20,7 @@ Usage::
 
     python benchmarks/photoz.py                     # 10^6 and 10^7 rows
     python benchmarks/photoz.py --rows 200000 --big-rows 0 --json out.json
+    python benchmarks/photoz.py --stages catboost,random_forest
 
 The figures are printed and written as JSON (``--json``, default
 ``benchmarks/results/photoz.json``).
@@ -39,16 +43,32 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "catalogs" / "training.fits"
 DEFAULT_PIPELINE = ROOT / "astroml_pipe" / "data" / "default_pipeline.yaml"
-RF_PIPELINE = """
-name: random-forest-photoz
+PIPELINE = """
+name: {label}
 version: 1
 stages:
   - name: colors
     uses: features.colors
   - name: photoz
-    uses: photoz.random_forest
-    with: {target: redshift, random_state: 42}
+    uses: photoz.{uses}
+    with: {with_}
 """
+STAGES = {
+    "random_forest": ("random_forest", "{target: redshift, random_state: 42}"),
+    "adaboost": ("adaboost", "{target: redshift, random_state: 42}"),
+    "knn": ("knn", "{target: redshift, random_state: 42}"),
+    "committee": ("committee", "{target: redshift, random_state: 42, point_estimate: median}"),
+    "bagging": ("bagging", "{target: redshift, random_state: 42, point_estimate: median, n_bags: 3}"),
+}
+
+
+def pipeline_text(label: str) -> str:
+    """The benchmarked pipeline of a stage (the shipped default pipeline for CatBoost)."""
+    if label == "catboost":
+        return DEFAULT_PIPELINE.read_text()
+    uses, with_ = STAGES[label]
+    return PIPELINE.format(label=label, uses=uses, with_=with_)
+
 
 # Run in a child process: one run, then report its own time and peak memory.
 # Peak memory is VmHWM of /proc/self/status, which starts afresh with the new
@@ -97,7 +117,7 @@ def train(pipeline_text: str, folder: Path) -> dict:
     train_catalog(pipe, TRAINING, folder, overwrite=True)
     return {"train_seconds": time.perf_counter() - start, "training_rows": pipe.manifest["training_data"]["n_rows"],
             "model_mb": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6,
-            "validation": pipe.manifest["metrics"]["photoz"]}
+            "validation": {k: v for k, v in pipe.manifest["metrics"]["photoz"].items() if not isinstance(v, dict)}}
 
 
 def run_child(model: Path, catalog: Path, output: Path, chunk_size: int) -> dict:
@@ -122,11 +142,25 @@ def quality(output: Path) -> dict:
     return out
 
 
+def pdf_quality(output: Path, rows: int = 200_000) -> dict:
+    """PIT and CRPS figures of the first ``rows`` objects' stored PDFs."""
+    from astroml_pipe.evaluate.pdf_metrics import pdf_metrics
+    from astroml_pipe.io.catalogs import open_catalog
+    from astroml_pipe.stages.photoz import read_pdf
+
+    with open_catalog(output) as reader:
+        t = reader.read(0, min(rows, reader.n_rows), columns=["redshift", "z_phot_pdf"])
+    z, pdf = read_pdf(t)
+    metrics = pdf_metrics(z, pdf, np.asarray(t["redshift"], float))
+    return {k: metrics[k] for k in ("n_pdf", "pit_ks", "pit_cvm", "pit_outlier_rate", "crps_mean", "cde_loss")}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput catalog")
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the memory catalog (0: skip)")
     parser.add_argument("--chunk-size", type=int, default=100_000)
+    parser.add_argument("--stages", default=",".join(["catboost", *STAGES]), help="comma-separated stages to measure")
     parser.add_argument("--workdir", type=Path, help="where the (large) catalogs go; default: a temporary folder")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz.json")
     args = parser.parse_args(argv)
@@ -146,14 +180,15 @@ def main(argv: list[str] | None = None) -> dict:
     report["input_mb"] = catalog.stat().st_size / 1e6
     print(f"simulated {args.rows:,} galaxies in {report['simulate_seconds']:.1f} s ({report['input_mb']:.0f} MB)", flush=True)
 
-    for label, text in (("catboost", DEFAULT_PIPELINE.read_text()), ("random_forest", RF_PIPELINE)):
+    for label in args.stages.split(","):
         model = work / f"model-{label}"
-        entry = train(text, model)
+        entry = train(pipeline_text(label), model)
         output = work / f"out-{label}.fits"
         entry.update(run_child(model, catalog, output, args.chunk_size))
         entry["objects_per_second"] = args.rows / entry["run_seconds"]
         entry["output_mb"] = output.stat().st_size / 1e6
         entry["quality"] = quality(output)
+        entry["pdf_quality"] = pdf_quality(output)
         output.unlink()
         report[label] = entry
         q = entry["quality"]["point_estimate"]
@@ -161,12 +196,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"{label:14s} train {entry['train_seconds']:5.1f} s | run {entry['run_seconds']:6.1f} s = "
             f"{entry['objects_per_second']:>9,.0f} objects/s | peak {entry['peak_rss_mb']:6.0f} MB | "
             f"sigma_NMAD {q['sigma_nmad']:.4f} outliers {q['outlier_fraction']:.4f} bias {q['bias']:+.4f} | "
-            f"68% coverage {entry['quality']['coverage_68']:.3f}",
+            f"68% coverage {entry['quality']['coverage_68']:.3f} PIT KS {entry['pdf_quality']['pit_ks']:.3f}",
             flush=True,
         )
     catalog.unlink()
 
-    if args.big_rows:
+    if args.big_rows and "catboost" in args.stages.split(","):
         big = work / "big.fits"
         seconds = simulate_to_fits(big, args.big_rows, seed=54321)
         output = work / "big-out.fits"

@@ -56,12 +56,18 @@ COMMON_PARAMS = (
         "features",
         list,
         None,
-        "Feature columns; by default the adjacent colours and the reference band's filled magnitude "
-        "written by features.colors.",
+        "Feature columns; by default the adjacent colours, the reference band's filled magnitude "
+        "and (with use_errors) the colour errors, all written by features.colors.",
         nullable=True,
         item_type=str,
     ),
     Param("reference_band", str, "i", "Band whose magnitude joins the colours in the default features."),
+    Param(
+        "use_errors",
+        bool,
+        True,
+        "Add the colour errors to the default features, so that the model knows how noisy each colour is.",
+    ),
     Param(
         "pdf_grid",
         dict,
@@ -141,7 +147,9 @@ class PhotoZStage(Stage):
             raise ConfigError(
                 f"{self.where}: reference_band {self.reference_band!r} is not one of the bands {list(bands)}"
             )
-        return [color_name(a, b) for a, b in zip(bands[:-1], bands[1:])] + [filled_name(self.reference_band)]
+        colours = [color_name(a, b) for a, b in zip(bands[:-1], bands[1:])]
+        errors = [f"{name}_err" for name in colours] if self.use_errors else []
+        return colours + [filled_name(self.reference_band)] + errors
 
     def requires(self) -> list[str]:
         return self.feature_columns()

@@ -52,7 +52,7 @@ from astroml_pipe.stages.photoz.pdf import interpolate_rows, summarize
 __all__ = ["BaggingPhotoZ", "CommitteePhotoZ", "mixture_weights"]
 
 #: Parameters a committee passes on to every member (so that they agree).
-SHARED = ("target", "features", "reference_band", "pdf_grid", "validation_fraction", "random_state")
+SHARED = ("target", "features", "reference_band", "use_errors", "pdf_grid", "validation_fraction", "random_state")
 
 
 class _MemberOutputs:
