@@ -33,6 +33,8 @@ from astroml_pipe.stages.photoz.pdf import PdfGrid, cdf_on_grid, normalize
 __all__ = ["PitRecalibration", "pit_values"]
 
 KNOTS = 201
+#: Points of the table used to apply the density (nearest-point lookup; g is smooth).
+LOOKUP = 2048
 
 
 def pit_values(grid: PdfGrid, pdf: np.ndarray, z_true: np.ndarray) -> np.ndarray:
@@ -46,16 +48,17 @@ class PitRecalibration:
     Parameters
     ----------
     density : sequence of float
-        PIT density ``g`` on ``len(density)`` uniform knots over [0, 1]
-        (normalised to unit integral).
+        PIT density ``g`` on ``len(density)`` uniform knots over [0, 1],
+        integrating to one (as :meth:`fit` makes it).
     """
 
     def __init__(self, density: Sequence[float]):
         g = np.asarray(density, dtype=np.float64)
         if g.ndim != 1 or len(g) < 2 or not np.all(np.isfinite(g)) or np.any(g < 0):
             raise ValueError("PIT density must be a 1-D array of at least 2 finite, non-negative values")
-        g = g / np.trapezoid(g, np.linspace(0.0, 1.0, len(g)))
-        self.density = g.astype(np.float32)
+        self.density = g  # float64, stored exactly in the model's JSON state
+        # A fine table for applying: one gather per grid point, no interpolation arithmetic.
+        self._table = np.interp(np.linspace(0.0, 1.0, LOOKUP), np.linspace(0.0, 1.0, len(g)), g).astype(np.float32)
 
     @classmethod
     def fit(cls, pit: np.ndarray, *, bandwidth: float = 0.03, knots: int = KNOTS) -> "PitRecalibration":
@@ -65,17 +68,15 @@ class PitRecalibration:
         density = np.zeros(knots)
         for mirrored in (pit, -pit, 2.0 - pit):
             density += np.exp(-0.5 * ((u - mirrored[None, :]) / bandwidth) ** 2).sum(axis=1)
-        return cls(density / (len(pit) * bandwidth * np.sqrt(2 * np.pi)))
+        return cls(density / np.trapezoid(density, u[:, 0]))
 
     def apply(self, grid: PdfGrid, pdf: np.ndarray) -> np.ndarray:
         """Recalibrate normalised PDFs ``(n, grid.num)`` in place; returns them."""
-        position = cdf_on_grid(grid, pdf)
-        position *= np.float32(len(self.density) - 1)
-        left = np.minimum(position.astype(np.int32), len(self.density) - 2)
-        position -= left  # now the fraction between knots
-        g = self.density[left]
-        g += (self.density[left + 1] - g) * position
-        pdf *= g
+        cdf = cdf_on_grid(grid, pdf)
+        cdf *= np.float32(LOOKUP - 1)
+        cdf += np.float32(0.5)
+        index = cdf.astype(np.int16)  # the nearest of LOOKUP knots over [0, 1]
+        pdf *= np.take(self._table, index)
         return normalize(pdf, grid.step)
 
     def to_list(self) -> list[float]:
