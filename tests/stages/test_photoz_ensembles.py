@@ -68,7 +68,7 @@ def test_bagging_averages_bootstrap_copies_and_reports_spread(make_catalog, tmp_
     members = out["z_phot_members"]
     assert members.shape == (200, 3)
     assert not np.array_equal(members[:, 0], members[:, 1])  # different resamples, different copies
-    np.testing.assert_allclose(out["z_phot_spread"], members.std(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(out["z_phot_spread"], members.std(axis=1), rtol=1e-4, atol=1e-6)
     assert np.all(pipe["photoz"].member_weights_ == pytest.approx(1 / 3))
     # Reproducible, and identical after a save/load round trip.
     again = Pipeline.from_dict(BAGGING).fit(train).run(test)

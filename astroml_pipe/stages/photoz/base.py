@@ -262,6 +262,10 @@ class PhotoZStage(Stage):
     def _pdf_from_raw(self, raw: Any, width: float, **extra: float) -> np.ndarray:
         raise NotImplementedError
 
+    def _block_extras(self, raw: Any) -> dict[str, np.ndarray]:
+        """Values of the extra columns a subclass provides, for one block of raw output."""
+        return {}
+
     def _summaries(self, pdf: np.ndarray) -> dict[str, np.ndarray]:
         """Recalibrate ``pdf`` in place (if the model has a recalibration) and summarise it."""
         if self.recalibration_ is not None:
@@ -283,6 +287,8 @@ class PhotoZStage(Stage):
         names = {"mode": f"{p}_mode", "median": f"{p}_median", "mean": f"{p}_mean", "lo": f"{p}_lo", "hi": f"{p}_hi"}
         out = {name: np.empty(n, np.float32) for name in (p, *names.values())}
         out[f"{p}_pdf"] = np.empty((n, self.grid.num), np.int16)
+        for col in self.provides()[len(PhotoZStage.provides(self)) :]:  # columns a subclass adds
+            out[col.name] = np.empty((n, *col.shape), col.dtype)
         # Blocks of rows small enough to stay in cache (several times faster than whole
         # chunks), processed on all cores: numpy releases the GIL, and each block
         # writes only its own rows of the outputs.
@@ -294,6 +300,8 @@ class PhotoZStage(Stage):
                 out[name][block] = stats[key]
             out[p][block] = stats[self.point_estimate]
             out[f"{p}_pdf"][block] = quantize(pdf)
+            for name, values in self._block_extras(raw[block]).items():
+                out[name][block] = values
 
         starts = range(0, n, BLOCK_ROWS)
         # One BLAS thread per block: results must not depend on how blocks are scheduled.

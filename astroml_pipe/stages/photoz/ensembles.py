@@ -169,15 +169,9 @@ class CommitteePhotoZ(PhotoZStage):
             mixture = pdf if mixture is None else mixture + pdf
         return mixture
 
-    def compute(self, table: Table) -> dict[str, np.ndarray]:
-        out = super().compute(table)
-        X = self._matrix(table, self.feature_columns())
-        members = np.empty((len(table), len(self._members)), np.float32)
-        for k, member in enumerate(self._members):
-            if len(table):
-                members[:, k] = summarize(self.grid, member.predict_pdf(X))[self.point_estimate]
-        out[f"{self.prefix}_members"] = members
-        return out
+    def _block_extras(self, raw: _MemberOutputs) -> dict[str, np.ndarray]:
+        estimates = [summarize(self.grid, self._member_pdf(k, part))[self.point_estimate] for k, part in enumerate(raw.parts)]
+        return {f"{self.prefix}_members": np.column_stack(estimates)}
 
     # -- persistence -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -232,8 +226,7 @@ class BaggingPhotoZ(CommitteePhotoZ):
     def _choose_pdf_settings(self, raw: _MemberOutputs, z_true: np.ndarray) -> dict[str, float]:
         return {}  # plain average: equal weights
 
-    def compute(self, table: Table) -> dict[str, np.ndarray]:
-        out = super().compute(table)
-        members = out[f"{self.prefix}_members"]
-        out[f"{self.prefix}_spread"] = members.std(axis=1) if len(table) else np.empty(0, np.float32)
-        return out
+    def _block_extras(self, raw: _MemberOutputs) -> dict[str, np.ndarray]:
+        extras = super()._block_extras(raw)
+        extras[f"{self.prefix}_spread"] = extras[f"{self.prefix}_members"].std(axis=1)
+        return extras
