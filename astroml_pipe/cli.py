@@ -8,6 +8,7 @@ imported inside the commands, so ``astroml-pipe --help`` stays fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -37,6 +38,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader of our output went away (e.g. "| head"): stop quietly, like Unix tools.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except (AstromlPipeError, OSError) as exc:
             if ctx.meta.get("astroml_pipe.debug"):
                 raise
