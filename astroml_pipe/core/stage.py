@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "stage.json"
 
 
-class Stage:
+class Stage(ABC):
     """Base class of all pipeline stages.
 
     Parameters
@@ -140,9 +141,9 @@ class Stage:
         """Learn from a training table (stages that do not learn return ``self``)."""
         return self
 
+    @abstractmethod
     def compute(self, table: Table) -> Mapping[str, np.ndarray]:
         """Return the new columns, keyed by the names in :meth:`provides`."""
-        raise NotImplementedError(f"{type(self).__name__} must implement compute()")
 
     def run(self, table: Table) -> Table:
         """Apply the stage: a table with the input columns plus :meth:`provides`.

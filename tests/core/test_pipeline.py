@@ -152,3 +152,13 @@ def test_empty_table_runs(tiny_yaml, make_catalog):
     pipe = Pipeline.from_yaml(tiny_yaml("catboost")).fit(make_catalog(300))
     out = pipe.run(make_catalog(300)[:0])
     assert len(out) == 0 and out["z_phot_pdf"].shape == (0, 301)
+
+
+def test_stage_without_compute_is_refused():
+    from astroml_pipe.core.stage import Stage
+
+    class Incomplete(Stage):
+        name = "test.incomplete"
+
+    with pytest.raises(TypeError, match="abstract method 'compute'"):
+        Incomplete()

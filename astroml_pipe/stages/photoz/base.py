@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import abstractmethod
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
@@ -253,14 +254,17 @@ class PhotoZStage(Stage):
         """Settings used without validation rows to choose them."""
         return {"width": float(self.kernel_width)}
 
+    @abstractmethod
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
+        """Train the model on features ``X`` and true redshifts ``y``."""
 
+    @abstractmethod
     def _predict_raw(self, X: np.ndarray) -> Any:
-        raise NotImplementedError
+        """The model's raw output, one row per object (sliceable by rows)."""
 
+    @abstractmethod
     def _pdf_from_raw(self, raw: Any, width: float, **extra: float) -> np.ndarray:
-        raise NotImplementedError
+        """Normalised PDFs ``(n, grid.num)`` from raw output, with the given PDF settings."""
 
     def _block_extras(self, raw: Any) -> dict[str, np.ndarray]:
         """Values of the extra columns a subclass provides, for one block of raw output."""
