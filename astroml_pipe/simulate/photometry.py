@@ -71,7 +71,7 @@ from scipy.special import gammainc, gammaincinv
 from astroml_pipe import __version__
 from astroml_pipe.core.errors import ConfigError
 
-__all__ = ["LSST_BANDS", "M5", "calzetti_k", "lsst_mag_error", "madau_igm_transmission",
+__all__ = ["LSST_BANDS", "M5", "calzetti_k", "draw_population", "lsst_mag_error", "madau_igm_transmission",
            "model_colours", "simulate_photometry", "synthetic_ab_mags"]
 
 logger = logging.getLogger(__name__)
@@ -339,8 +339,27 @@ def _observe(m_true: np.ndarray, m5: float, gamma: float,
     return m_obs, err, pos & (_PSN / err >= 5.0)
 
 
-def _draw_population(m: np.ndarray, z_max: float, rng: np.random.Generator):
-    """Redshift, continuous type and E(B-V) given the reference magnitude."""
+def draw_population(
+    m: np.ndarray, z_max: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw redshift, continuous SED type and E(B-V) given the reference magnitude.
+
+    Parameters
+    ----------
+    m : numpy.ndarray
+        Reference-band (i) AB magnitudes.
+    z_max : float
+        Largest redshift drawn.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    z, t, ebv : numpy.ndarray
+        Redshift (LSST Science Book p(z|m)), type (0 = E ... 3 = Im; early
+        types more common at bright magnitudes and low z) and internal
+        reddening (Calzetti E(B-V), larger for later types).
+    """
     z0 = np.maximum(0.0417 * m - 0.744, 0.03)
     z = z0 * gammaincinv(3.0, rng.random(m.size) * gammainc(3.0, z_max / z0))
     sig = 1.0 / (1.0 + np.exp((m - 21.5) / 1.0))
@@ -424,7 +443,7 @@ def simulate_photometry(n: int, *, random_state: int | np.random.Generator | Non
         have += int(keep.sum())
     m_true, m_ref, e_ref = (np.concatenate(a)[:n] for a in zip(*chunks))
 
-    z, t, ebv = _draw_population(m_true, z_max, rng)
+    z, t, ebv = draw_population(m_true, z_max, rng)
     colours = _interp_colours(_colour_grid(bands, limit_band, float(z_max)), z, t, ebv)
     half = 0.5 * FIELD_SIDE
     ra = FIELD_CENTRE[0] + half * (2 * rng.random(n) - 1) / math.cos(math.radians(FIELD_CENTRE[1]))
