@@ -36,7 +36,7 @@ stages:
     message = str(info.value)
     assert message.startswith("pipeline: 4 problems")
     assert "unknown key 'colums'; did you mean 'columns'?" in message
-    assert "unknown stage 'features.colours'; did you mean 'features.colors'?" in message
+    assert "unknown stage 'features.colours'; did you mean 'features.colors'" in message
     assert "unknown parameter 'iteration'; did you mean 'iterations'?" in message
     assert "parameter 'depth' must be int" in message
 

@@ -44,14 +44,8 @@ import numpy as np
 from astroml_pipe.core.errors import ConfigError, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.stages.photoz.votes import (
-    KernelCache,
-    impute,
-    load_skops,
-    smoothed_histogram,
-    threads,
-    training_medians,
-)
+from astroml_pipe.models.tabular import impute, load_skops, threads, training_medians
+from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram
 
 __all__ = ["AdaBoostPhotoZ"]
 

@@ -41,7 +41,8 @@ import numpy as np
 from astroml_pipe.core.errors import AstromlPipeWarning, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram, training_medians
+from astroml_pipe.models.tabular import training_medians
+from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram
 
 __all__ = ["KNNPhotoZ"]
 

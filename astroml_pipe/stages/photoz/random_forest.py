@@ -23,7 +23,8 @@ import numpy as np
 
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.stages.photoz.votes import KernelCache, load_skops, smoothed_histogram, threads
+from astroml_pipe.models.tabular import load_skops, threads
+from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram
 
 __all__ = ["RandomForestPhotoZ"]
 

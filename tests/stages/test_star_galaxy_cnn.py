@@ -1,0 +1,120 @@
+"""The CNN star-galaxy stage learns from simulated cutouts, calibrates, saves and refuses bad stamps."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+pytest.importorskip("keras")
+
+from astroml_pipe.core.errors import InputError, ModelError  # noqa: E402
+from astroml_pipe.simulate.cutouts import simulate_cutouts  # noqa: E402
+from astroml_pipe.stages.classify.star_galaxy_cnn import StarGalaxyCNN, fit_temperature  # noqa: E402
+
+TINY = {"filters": [8, 16], "dense_units": 16, "epochs": 3, "crop": 20, "batch_size": 32, "learning_rate": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    train = simulate_cutouts(600, stamp_size=24, random_state=1)
+    test = simulate_cutouts(300, stamp_size=24, random_state=2)
+    stage = StarGalaxyCNN(**TINY).fit(train)
+    stage.train_table = train  # for the repeatability test
+    return stage, test, stage.run(test)
+
+
+def test_learns_and_calibrates(trained):
+    from sklearn.metrics import roc_auc_score
+
+    stage, test, out = trained
+    assert out["p_galaxy"].dtype == np.float32 and out["p_galaxy_raw"].dtype == np.float32
+    assert np.all((out["p_galaxy"] >= 0) & (out["p_galaxy"] <= 1))
+    assert roc_auc_score(np.asarray(test["is_galaxy"]), out["p_galaxy"]) > 0.85
+    assert np.isfinite(stage.temperature_) and stage.temperature_ > 0
+    # Temperature scaling is monotone: the ranking of sources does not change.
+    order = np.argsort(out["p_galaxy_raw"], kind="stable")
+    assert np.all(np.diff(np.asarray(out["p_galaxy"])[order]) >= -1e-6)
+    assert set(stage.history_) >= {"loss", "val_loss", "best_epoch"}
+
+
+def test_training_is_repeatable(trained):
+    stage, test, out = trained
+    again = StarGalaxyCNN(**TINY).fit(stage.train_table).run(test[:100])
+    np.testing.assert_array_equal(again["p_galaxy"], out["p_galaxy"][:100])
+
+
+def test_fit_temperature_recovers_known_scale():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-true_logit))).astype(float)
+    assert fit_temperature(3.0 * true_logit, y) == pytest.approx(3.0, rel=0.08)
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    stage, test, out = trained
+    stage.save(tmp_path / "cnn")
+    for name in ("stage.json", "weights.weights.h5", "history.json", "history.png"):
+        assert (tmp_path / "cnn" / name).is_file()
+    state = json.loads((tmp_path / "cnn" / "stage.json").read_text())["state"]
+    assert state["config_"]["filters"] == [8, 16] and state["stamp_shape_"] == [6, 24, 24]
+    loaded = StarGalaxyCNN.load(tmp_path / "cnn")
+    again = loaded.run(test)
+    np.testing.assert_array_equal(again["p_galaxy"], out["p_galaxy"])
+    np.testing.assert_array_equal(again["p_galaxy_raw"], out["p_galaxy_raw"])
+
+
+def test_refuses_stamps_of_other_shape(trained):
+    stage, test, _ = trained
+    fewer_bands = Table({"cutout": np.asarray(test["cutout"])[:, :5]})
+    with pytest.raises(InputError, match="5 bands x 24 x 24 pixels, but the model was trained on 6 bands"):
+        stage.run(fewer_bands)
+    smaller = Table({"cutout": np.asarray(test["cutout"])[:, :, 1:23, 1:23]})
+    with pytest.raises(InputError, match="22 x 22 pixels, but the model was trained on 6 bands x 24 x 24"):
+        stage.run(smaller)
+    other_bands = Table({"cutout": np.asarray(test["cutout"])}, meta={"bands": list("ugrizY")})
+    with pytest.raises(InputError, match="bands"):
+        stage.run(other_bands)
+
+
+def test_refuses_weights_of_another_architecture(trained, tmp_path):
+    stage, _, _ = trained
+    folder = stage.save(tmp_path / "cnn")
+    document = json.loads((folder / "stage.json").read_text())
+    document["state"]["config_"]["filters"] = [8, 32]
+    (folder / "stage.json").write_text(json.dumps(document))
+    with pytest.raises(ModelError, match="does not hold weights for this architecture"):
+        StarGalaxyCNN.load(folder)
+    document["state"]["config_"]["filters"] = [8, 16, 16]  # one more layer: Keras itself only warns
+    (folder / "stage.json").write_text(json.dumps(document))
+    with pytest.raises(ModelError, match="does not hold weights for this architecture"):
+        StarGalaxyCNN.load(folder)
+    (folder / "weights.weights.h5").unlink()
+    with pytest.raises(ModelError, match="has no weights.weights.h5"):
+        StarGalaxyCNN.load(folder)
+
+
+def test_mc_dropout_adds_std(trained):
+    stage, test, _ = trained
+    mc = StarGalaxyCNN(**TINY, mc_dropout_samples=4)
+    mc.load_state_dict(stage.state_dict())
+    mc.model_, mc._logits = stage.model_, stage._logits
+    out = mc.run(test[:50])
+    assert out["p_galaxy_std"].dtype == np.float32
+    assert np.all(out["p_galaxy_std"] >= 0) and np.any(out["p_galaxy_std"] > 0)
+
+
+def test_run_before_fit_is_an_error():
+    with pytest.raises(ModelError, match="not trained"):
+        StarGalaxyCNN().run(Table({"cutout": np.zeros((2, 5, 44, 44), "f4")}))
+
+
+def test_import_does_not_load_tensorflow():
+    code = ("import sys, astroml_pipe.stages.classify.star_galaxy_cnn, astroml_pipe.models.cnn; "
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
