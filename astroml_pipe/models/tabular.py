@@ -58,9 +58,9 @@ def training_medians(X: np.ndarray, where: str) -> np.ndarray:
     return medians
 
 
-def impute(X: np.ndarray, medians: np.ndarray) -> np.ndarray:
-    """``X`` as C-contiguous ``float32`` with non-finite entries replaced by ``medians``."""
-    X = np.array(X, dtype=np.float32, order="C", copy=True)
+def impute(X: np.ndarray, medians: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """A C-contiguous copy of ``X`` (of ``dtype``) with non-finite entries replaced by ``medians``."""
+    X = np.array(X, dtype=dtype, order="C", copy=True)
     bad = ~np.isfinite(X)
     if bad.any():
         X[bad] = np.broadcast_to(medians, X.shape)[bad]

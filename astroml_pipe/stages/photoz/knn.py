@@ -41,7 +41,7 @@ import numpy as np
 from astroml_pipe.core.errors import AstromlPipeWarning, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.models.tabular import training_medians
+from astroml_pipe.models.tabular import impute, training_medians
 from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram
 
 __all__ = ["KNNPhotoZ"]
@@ -76,7 +76,7 @@ class KNNPhotoZ(PhotoZStage):
     # -- learning --------------------------------------------------------------------
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
         self.medians_ = training_medians(X, self.where)
-        filled = self._impute(X)
+        filled = impute(X, self.medians_, np.float64)
         self.mean_ = filled.mean(axis=0)
         scale = filled.std(axis=0)
         scale[~(scale > 0)] = 1.0  # a constant feature does not take part in distances
@@ -99,13 +99,6 @@ class KNNPhotoZ(PhotoZStage):
         self.neighbors_ = NearestNeighbors(algorithm=self.algorithm, n_jobs=self.n_jobs).fit(train_features)
         self._kernel = KernelCache(self.grid)
 
-    def _impute(self, X: np.ndarray) -> np.ndarray:
-        X = np.array(X, dtype=np.float64, copy=True)
-        bad = ~np.isfinite(X)
-        if bad.any():
-            X[bad] = np.broadcast_to(self.medians_, X.shape)[bad]
-        return X
-
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Features as the neighbour search sees them: imputed and standardised.
 
@@ -119,7 +112,7 @@ class KNNPhotoZ(PhotoZStage):
         numpy.ndarray
             ``float64`` array of the same shape.
         """
-        scaled = self._impute(X)
+        scaled = impute(X, self.medians_, np.float64)
         scaled -= self.mean_
         scaled /= self.scale_
         return scaled
