@@ -86,22 +86,12 @@ def file_sha256(path: str | os.PathLike, block: int = 8 << 20) -> str:
 
 
 def default_output_path(catalog: str | os.PathLike) -> Path:
-    """``<stem>.astroml.fits`` in the current directory."""
-    name = _input_path(catalog).name
+    """``<stem>.astroml.fits`` in the current directory, for the catalog file ``catalog``."""
+    name = Path(catalog).name
     for suffix in (".gz", ".fits", ".fit", ".hdf5", ".h5", ".parquet", ".pq", ".csv", ".ecsv"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     return Path.cwd() / f"{name}.astroml.fits"
-
-
-def _input_path(catalog: str | os.PathLike) -> Path:
-    """The file part of ``file.hdf5:group/path``."""
-    text = str(catalog)
-    if ":" in text and not Path(text).exists():
-        head, _, _ = text.rpartition(":")
-        if Path(head).exists():
-            return Path(head)
-    return Path(text)
 
 
 def check_usable(reader: CatalogReader, columns: list[str], column_map: ColumnMap, chunk_size: int) -> None:
@@ -175,17 +165,17 @@ def run_catalog(
     if chunk_size < 1:
         raise InputError(f"chunk size must be a positive number of rows, got {chunk_size}")
     start = time.perf_counter()
-    output = Path(output) if output is not None else default_output_path(catalog)
-    output_format(output)
-    in_path = _input_path(catalog)
-    same = output.resolve() == in_path.resolve()
-    if not same and output.exists() and in_path.exists():
-        same = os.path.samefile(output, in_path)
-    if same:
-        raise InputError(f"output '{output}' is the input catalog; choose another output path")
-    if output.exists() and not overwrite:
-        raise InputError(f"output '{output}' already exists; choose another path or pass --overwrite")
     with open_catalog(catalog, hdu=hdu) as reader:
+        # reader.path is the catalog file itself (without an HDF5 ':dataset' part).
+        output = Path(output) if output is not None else default_output_path(reader.path)
+        output_format(output)
+        same = output.resolve() == Path(reader.path).resolve()
+        if not same and output.exists():
+            same = os.path.samefile(output, reader.path)
+        if same:
+            raise InputError(f"output '{output}' is the input catalog; choose another output path")
+        if output.exists() and not overwrite:
+            raise InputError(f"output '{output}' already exists; choose another path or pass --overwrite")
         _prepare(pipeline, reader, training=False, chunk_size=chunk_size)
         if not pipeline.is_fitted:
             pipeline.run(Table())  # raises the clear "not trained" error

@@ -149,9 +149,10 @@ def summarize(grid: PdfGrid, pdf: np.ndarray, cdf: np.ndarray | None = None) -> 
     mode = grid.start + (peak + np.clip(shift, -0.5, 0.5)) * grid.step
 
     cdf = cdf_on_grid(grid, pdf) if cdf is None else cdf
-    mass = pdf @ trapezoid_weights(g, grid.step, pdf.dtype)
+    weights = trapezoid_weights(g, grid.step, pdf.dtype)
+    mass = pdf @ weights
     mass[mass <= 0] = 1.0
-    out = {"mode": mode, "mean": (pdf @ (trapezoid_weights(g, grid.step, pdf.dtype) * grid.z.astype(pdf.dtype))) / mass}
+    out = {"mode": mode, "mean": (pdf @ (weights * grid.z.astype(pdf.dtype))) / mass}
     for key, q in (("median", 0.5), ("lo", 0.15865525393145707), ("hi", 0.8413447460685429)):
         out[key] = _quantile(grid, cdf, np.full(n, q, dtype=cdf.dtype))
     return out
