@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = files("astroml_pipe") / "data" / "default_model"
 #: Configuration the default model was trained from.
 DEFAULT_PIPELINE = files("astroml_pipe") / "data" / "default_pipeline.yaml"
+#: Trained star-galaxy CNN shipped inside the package (``--model star-galaxy``).
+STAR_GALAXY_MODEL = files("astroml_pipe") / "data" / "star_galaxy_model"
+#: Bundled models that ``--model`` accepts by name.
+BUNDLED_MODELS = {"photoz": DEFAULT_MODEL, "star-galaxy": STAR_GALAXY_MODEL}
 #: How the default model is rebuilt (also in catalogs/README.md).
 DEFAULT_MODEL_COMMAND = (
     "astroml-pipe train astroml_pipe/data/default_pipeline.yaml catalogs/training.fits "
@@ -87,6 +91,7 @@ def cli() -> None:
     astroml-pipe run catalog.fits                   default photo-z pipeline and bundled model
     astroml-pipe train pipeline.yaml train.fits -o models/mine
     astroml-pipe run catalog.fits --model models/mine -o result.fits
+    astroml-pipe run stamps.fits --model star-galaxy  bundled CNN star-galaxy classifier
     astroml-pipe evaluate result.fits --truth redshift -o report/
     astroml-pipe stages                              every registered stage and its parameters
     """
@@ -111,17 +116,20 @@ def _load_pipeline(pipeline: str | None, model: str | None) -> Any:
         raise ConfigError("give either --pipeline or --model, not both")
     if pipeline:
         return Pipeline.from_yaml(Path(pipeline))
-    if model:
+    if model and (Path(model).exists() or model not in BUNDLED_MODELS):
         return Pipeline.load(model)
-    if not (Path(str(DEFAULT_MODEL)) / "manifest.json").exists():
-        raise ModelError(f"the bundled default model is missing from '{DEFAULT_MODEL}'; build it with: {DEFAULT_MODEL_COMMAND}")
-    return Pipeline.load(Path(str(DEFAULT_MODEL)))
+    bundled = Path(str(BUNDLED_MODELS[model or "photoz"]))
+    if not (bundled / "manifest.json").exists():
+        raise ModelError(f"the bundled model is missing from '{bundled}'; see catalogs/README.md for the "
+                         f"command that builds it (photo-z: {DEFAULT_MODEL_COMMAND})")
+    return Pipeline.load(bundled)
 
 
 @cli.command()
 @click.argument("catalog")
 @click.option("--pipeline", "pipeline_file", metavar="FILE", help="Pipeline file (for pipelines that need no training).")
-@click.option("--model", metavar="DIR", help="Trained-pipeline folder from 'astroml-pipe train'.")
+@click.option("--model", metavar="DIR", help="Trained-pipeline folder from 'astroml-pipe train', or the name of a "
+              "bundled model: photoz (the default) or star-galaxy (CNN on 5 x 48 x 48 ugriz stamps).")
 @click.option("-o", "--output", metavar="OUT", help="Output catalog (.fits, .parquet, .hdf5) [default: ./<name>.astroml.fits].")
 @click.option("--chunk-size", default=100_000, show_default=True, type=click.IntRange(min=1), help="Rows per chunk.")
 @_hdu_option
@@ -183,23 +191,32 @@ def train(pipeline_file: str, training_catalog: str, model_dir: str, hdu: int | 
 
 @cli.command()
 @click.argument("result")
-@click.option("--truth", required=True, metavar="COLUMN", help="Column with the true redshift.")
-@click.option("--prediction", "predictions", multiple=True, default=("z_phot",), show_default=True, metavar="COLUMN",
-              help="Column with the photometric redshift; repeat it to compare the members of a committee "
-              "(the first is evaluated in full).")
-@click.option("--pdf", metavar="COLUMN", help="PDF column [default: <prediction>_pdf when present; without one, "
-              "only the point metrics].")
+@click.option("--truth", required=True, metavar="COLUMN",
+              help="Column with the truth: the true redshift, or true/1 for a galaxy and false/0 for a star.")
+@click.option("--task", default="auto", show_default=True, metavar="TASK",
+              type=click.Choice(["auto", "photoz", "classify"]),
+              help="photoz, classify (star-galaxy) or auto: chosen from the columns, as said above.")
+@click.option("--prediction", "predictions", multiple=True, metavar="COLUMN",
+              help="Column with the prediction [default: z_phot; p_galaxy for classification]; repeat it to "
+              "compare the members of a committee or other probability columns (the first is evaluated in full).")
+@click.option("--pdf", metavar="COLUMN", help="PDF column (photo-z) [default: <prediction>_pdf when present; "
+              "without one, only the point metrics].")
 @click.option("--magnitude", metavar="COLUMN",
-              help="Magnitude column for the per-bin metrics [default: mag_i when present].")
+              help="Magnitude column for the per-bin metrics [default: mag_i when present; for classification "
+              "mag_r, else mag_i].")
 @click.option("-o", "--output", "report_dir", metavar="REPORT_DIR",
               help="Write metrics.json, PNG plots and report.html here.")
 @_hdu_option
 @_common
-def evaluate(result: str, truth: str, predictions: tuple[str, ...], pdf: str | None, magnitude: str | None,
-             report_dir: str | None, hdu: int | str | None, quiet: bool) -> None:
-    """Photo-z metrics of RESULT against its true redshifts.
+def evaluate(result: str, truth: str, task: str, predictions: tuple[str, ...], pdf: str | None,
+             magnitude: str | None, report_dir: str | None, hdu: int | str | None, quiet: bool) -> None:
+    """Photo-z or star-galaxy metrics of RESULT against its truth.
 
-    Overall and per bin of magnitude and of true redshift.
+    The task (--task auto) is star-galaxy classification when the --truth
+    column is boolean or integer 0/1, or when RESULT has a p_galaxy but no
+    z_phot column; photo-z otherwise.
+
+    Photo-z metrics, overall and per bin of magnitude and of true redshift:
 
     \b
     Point estimates, with dz = (z_phot - z_true)/(1 + z_true):
@@ -209,19 +226,39 @@ def evaluate(result: str, truth: str, predictions: tuple[str, ...], pdf: str | N
     outlier rate, CRPS, CDE loss.  The PDF column is read in blocks, so large
     results fit in memory.  Members of a committee (a <prediction>_members
     column, or several --prediction) are compared by their point metrics.
+
+    Classification metrics of the galaxy probability, overall and per
+    magnitude bin: ROC AUC, galaxy purity at galaxy completeness 0.96, star
+    completeness at star purity 0.97, expected calibration error (15 bins);
+    the report shows the ROC curve and the reliability diagram.  Other
+    probability columns (<prediction>_raw when present, or several
+    --prediction) are compared by their overall metrics.
     """
     _logging(quiet)
     import json
 
-    from astroml_pipe.evaluate.photoz import AUTO, evaluate_photoz
-    from astroml_pipe.evaluate.report import overall_lines
+    from astroml_pipe.evaluate import classify, photoz
+    from astroml_pipe.evaluate.report import CLASSIFICATION, PHOTOZ, overall_lines
+    from astroml_pipe.evaluate.result import AUTO
 
-    metrics = evaluate_photoz(result, truth, prediction=predictions, pdf=pdf or AUTO, magnitude=magnitude or AUTO,
-                               report_dir=report_dir, hdu=hdu)
-    for line in overall_lines(metrics):
+    if task == "auto":
+        task = classify.detect_task(result, truth, hdu=hdu)
+    if task == "classify":
+        if pdf:
+            raise ConfigError("--pdf applies to photometric redshifts, not to star-galaxy classification")
+        first, *others = predictions or (classify.DEFAULT_PREDICTION,)
+        metrics = classify.evaluate_classification(result, truth, prediction=first, others=others or AUTO,
+                                                   magnitude=magnitude or AUTO, report_dir=report_dir, hdu=hdu)
+        layout, label = CLASSIFICATION, "compare"
+    else:
+        metrics = photoz.evaluate_photoz(result, truth, prediction=predictions or photoz.DEFAULT_PREDICTION,
+                                         pdf=pdf or AUTO, magnitude=magnitude or AUTO, report_dir=report_dir, hdu=hdu)
+        layout, label = PHOTOZ, "member"
+    for line in overall_lines(metrics, figures=layout.figures):
         click.echo(line)
-    for member, values in metrics.get("members", {}).items():
-        click.echo(f"member {member}: " + ", ".join(overall_lines(values, align=False)))
+    compared = [figure for figure in layout.figures if figure[0] in layout.compare_keys]
+    for name, values in metrics.get(layout.compare, {}).items():
+        click.echo(f"{label} {name}: " + ", ".join(overall_lines(values, align=False, figures=compared)))
     click.echo(json.dumps(metrics))
     if report_dir:
         click.echo(f"report:   {Path(report_dir) / 'report.html'}")
@@ -293,6 +330,59 @@ def simulate_photometry(n: int, output: str, seed: int, mag_limit: float, depth:
     table = simulate_fn(n, random_state=seed, mag_limit=mag_limit, depth=depth, unobserved_fraction=unobserved_fraction)
     write_catalog(table, output, overwrite=overwrite)
     click.echo(f"wrote {len(table):,} galaxies to {output}")
+
+
+def _float_pair(_ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH (two numbers), got {value!r}", param=param) from None
+    return low, high
+
+
+@simulate.command("cutouts")
+@click.option("-n", "--rows", "n", required=True, type=click.IntRange(min=1), help="Number of stamps.")
+@click.option("-o", "--output", required=True, help="Output catalog (.fits, .parquet, .hdf5).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--preset", default="lsst", show_default=True, type=click.Choice(["lsst", "sdss"]),
+              help="Survey: pixel scale, bands, depth, seeing and magnitude ranges.")
+@click.option("--bands", metavar="B1,B2,...", help="Bands in output order [default: all of the preset's].")
+@click.option("--stamp-size", default=48, show_default=True, type=click.IntRange(16, 256), help="Stamp side in pixels.")
+@click.option("--galaxy-fraction", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability that a stamp holds a galaxy.")
+@click.option("--neighbours", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Probability of a fainter second source in a stamp.")
+@click.option("--mag-range", callback=_float_pair, metavar="LOW,HIGH",
+              help="Range of the true r magnitude [default: the preset's, 18,24 for lsst].")
+@click.option("--seeing-range", callback=_float_pair, metavar="LOW,HIGH",
+              help="Range of the PSF FWHM in arcsec [default: the preset's, 0.6,1.0 for lsst].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+@_common
+def simulate_cutouts(n: int, output: str, seed: int, preset: str, bands: str | None, stamp_size: int,
+                     galaxy_fraction: float, neighbours: float, mag_range: tuple[float, float] | None,
+                     seeing_range: tuple[float, float] | None, overwrite: bool, quiet: bool) -> None:
+    """Simulate labelled multi-band cutouts of stars and galaxies (GalSim).
+
+    The catalog has a `cutout` column (n, bands, size, size) in nJy per
+    pixel, `is_galaxy`, true magnitudes `mag_<band>`, `seeing` and more;
+    see astroml_pipe.simulate.simulate_cutouts for the model.
+    """
+    _logging(quiet)
+    from astroml_pipe.io.catalogs import output_format, write_catalog
+    from astroml_pipe.simulate.cutouts import simulate_cutouts as simulate_fn
+
+    output_format(output)  # an unsupported extension fails before minutes of simulation
+    if Path(output).exists() and not overwrite:
+        raise ConfigError(f"output '{output}' already exists (pass --overwrite to replace it)")
+    band_list = None if bands is None else [b.strip() for b in bands.split(",") if b.strip()]
+    table = simulate_fn(n, random_state=seed, preset=preset, bands=band_list, stamp_size=stamp_size,
+                        galaxy_fraction=galaxy_fraction, neighbours=neighbours, mag_range=mag_range,
+                        seeing_range=seeing_range, progress=not quiet)
+    write_catalog(table, output, overwrite=overwrite)
+    shape = " x ".join(str(s) for s in table["cutout"].shape[1:])
+    click.echo(f"wrote {len(table):,} stamps ({shape}; {int(table['is_galaxy'].sum()):,} galaxies) to {output}")
 
 
 def main(argv: list[str] | None = None) -> None:

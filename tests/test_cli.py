@@ -134,6 +134,33 @@ def test_simulate_photometry(tmp_path):
     assert len(Table.read(tmp_path / "sim.fits")) == 300
 
 
+def test_simulate_cutouts(tmp_path):
+    out = tmp_path / "stamps.fits"
+    result = invoke("simulate", "cutouts", "-n", 12, "--seed", 3, "--bands", "g,r", "--stamp-size", 20,
+                    "--mag-range", "19,20", "--neighbours", 0.5, "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert "12 stamps (2 x 20 x 20" in result.output
+    table = Table.read(out)
+    assert table["cutout"].shape == (12, 2, 20, 20)
+    assert np.all((table["mag_r"] >= 19) & (table["mag_r"] <= 20))
+    # same seed, same stamps
+    again = invoke("simulate", "cutouts", "-n", 12, "--seed", 3, "--bands", "g,r", "--stamp-size", 20,
+                   "--mag-range", "19,20", "--neighbours", 0.5, "-o", tmp_path / "again.fits", "-q")
+    assert again.exit_code == 0
+    assert np.array_equal(Table.read(tmp_path / "again.fits")["cutout"], table["cutout"])
+
+
+def test_simulate_cutouts_bad_input(tmp_path):
+    out = tmp_path / "s.fits"
+    assert_one_line_error(invoke("simulate", "cutouts", "-n", 5, "--bands", "g,w", "-o", out), "bands", "'w'")
+    result = invoke("simulate", "cutouts", "-n", 5, "--mag-range", "20", "-o", out)
+    assert result.exit_code == 2 and "LOW,HIGH" in result.output
+    assert files_in(tmp_path) == []
+    out.write_text("keep me")
+    assert_one_line_error(invoke("simulate", "cutouts", "-n", 5, "-o", out), "already exists")
+    assert out.read_text() == "keep me"
+
+
 # -- bad input: one line, exit status 2, nothing written ---------------------------
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -49,6 +50,9 @@ from astropy.table import Table
 from astroml_pipe.core.errors import InputError
 from astroml_pipe.evaluate.pdf_metrics import SUB_BLOCK, PdfMetricsAccumulator
 from astroml_pipe.evaluate.plots import plot_zphot_vs_ztrue
+from astroml_pipe.evaluate.result import (
+    AUTO, Available, check_numeric, float_column, jsonable, open_result, pick, require,
+)
 
 __all__ = [
     "MAGNITUDE_BINS",
@@ -68,10 +72,10 @@ MAGNITUDE_BINS = tuple(np.round(np.arange(18.0, 25.5 + 1e-9, 0.5), 6).tolist())
 REDSHIFT_BINS = tuple(np.round(np.arange(0.0, 3.0 + 1e-9, 0.25), 6).tolist())
 #: Magnitude column used for bins when none is named and it is present.
 DEFAULT_MAGNITUDE = "mag_i"
+#: Photometric-redshift column evaluated by default.
+DEFAULT_PREDICTION = "z_phot"
 #: Rows of the PDF column of a file read at once by :func:`evaluate_photoz`.
 BLOCK_SIZE = 50_000
-#: ``pdf=`` / ``magnitude=`` value that picks the column when present.
-AUTO = "auto"
 _POINT_KEYS = ("n", "sigma_nmad", "sigma_iqr", "outlier_fraction", "bias")
 
 
@@ -178,30 +182,6 @@ def binned_metrics(
     return rows
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with NumPy scalars as Python numbers and NaN/inf as None."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
-def _float_column(table: Table, name: str) -> np.ndarray:
-    """A column as float64, masked entries as NaN."""
-    return np.ma.filled(np.ma.asarray(table[name]).astype(np.float64), np.nan)
-
-
-def _check_numeric(name: str, dtype: np.dtype, shape: tuple[int, ...], source: str) -> None:
-    if np.dtype(dtype).kind not in "biuf" or tuple(shape) != ():
-        kind = f"{dtype} values" if tuple(shape) == () else f"arrays of shape {tuple(shape)}"
-        raise InputError(f"column {name!r} in {source} holds {kind}; expected one number per row")
-
-
 @dataclass
 class _Plan:
     """The columns one evaluation reads, checked against the catalog."""
@@ -220,7 +200,7 @@ class _Plan:
 
 
 def _resolve(
-    available: Mapping[str, tuple[np.dtype, tuple[int, ...]]],
+    available: Available,
     truth: str,
     prediction: str | Sequence[str],
     pdf: str | None,
@@ -228,27 +208,19 @@ def _resolve(
     source: str,
 ) -> _Plan:
     """Check the named columns (dtype and per-row shape by name) and resolve ``auto``."""
-    from astroml_pipe.core.params import did_you_mean
-
-    def require(column: str, what: str) -> None:
-        if column not in available:
-            raise InputError(f"{source} has no {what}column {column!r}{did_you_mean(column, list(available))}")
-
     predictions = [prediction] if isinstance(prediction, str) else list(prediction)
     if not predictions:
         raise InputError("give at least one photometric-redshift column")
     for column in (truth, *predictions):
-        require(column, "")
-        _check_numeric(column, *available[column], source)
-    if magnitude == AUTO:
-        magnitude = DEFAULT_MAGNITUDE if DEFAULT_MAGNITUDE in available else None
+        require(available, column, source)
+        check_numeric(column, *available[column], source)
+    magnitude = pick(magnitude, [DEFAULT_MAGNITUDE], available)
     if magnitude is not None:
-        require(magnitude, "magnitude ")
-        _check_numeric(magnitude, *available[magnitude], source)
-    if pdf == AUTO:
-        pdf = f"{predictions[0]}_pdf" if f"{predictions[0]}_pdf" in available else None
+        require(available, magnitude, source, "magnitude ")
+        check_numeric(magnitude, *available[magnitude], source)
+    pdf = pick(pdf, [f"{predictions[0]}_pdf"], available)
     if pdf is not None:
-        require(pdf, "PDF ")
+        require(available, pdf, source, "PDF ")
         if len(available[pdf][1]) != 1:
             raise InputError(f"column {pdf!r} in {source} is not a PDF column (shape {available[pdf][1]} per row)")
     committee: str | None = f"{predictions[0]}_members"
@@ -273,7 +245,7 @@ def evaluate_photoz(
     table: Table | str | os.PathLike[str],
     truth: str,
     *,
-    prediction: str | Sequence[str] = "z_phot",
+    prediction: str | Sequence[str] = DEFAULT_PREDICTION,
     pdf: str | None = AUTO,
     magnitude: str | None = AUTO,
     magnitude_bins: Sequence[float] = MAGNITUDE_BINS,
@@ -310,7 +282,8 @@ def evaluate_photoz(
         Bin edges.
     report_dir : path, optional
         If given, the report (``metrics.json``, PNGs, ``report.html``) is
-        written there.
+        written there, atomically (see
+        :func:`~astroml_pipe.evaluate.report.write_report`).
     source : str, optional
         How to name the catalog in error messages (default the file name, or
         "the catalog" for a table).
@@ -331,28 +304,17 @@ def evaluate_photoz(
         ``column``, ``edges`` and ``rows`` from :func:`binned_metrics`); and
         ``members`` for several predictions or a committee.
     """
-    settings = (magnitude_bins, redshift_bins, report_dir)
-    if isinstance(table, Table):
-        source = source or "the catalog"
-        available = {name: (np.asarray(table[name]).dtype, table[name].shape[1:]) for name in table.colnames}
-        plan = _resolve(available, truth, prediction, pdf, magnitude, source)
-        blocks = (lambda: _table_pdf_blocks(table, plan.pdf, source)) if plan.pdf else None
-        return _evaluate(table, blocks, plan, *settings, source)
-
-    from astroml_pipe.io.catalogs import open_catalog
-
-    source = source or f"'{os.fspath(table)}'"
-    with open_catalog(table, hdu=hdu) as reader:
-        available = {name: (info.dtype, tuple(info.shape)) for name, info in reader.columns.items()}
-        plan = _resolve(available, truth, prediction, pdf, magnitude, source)
+    with open_result(table, hdu=hdu, source=source) as result:
+        plan = _resolve(result.available, truth, prediction, pdf, magnitude, result.source)
         column = plan.pdf
 
-        def file_blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for start in range(0, reader.n_rows, block_size):
-                yield from _table_pdf_blocks(reader.read(start, start + block_size, columns=[column]), column, source)
+        def pdf_blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, result.n_rows, block_size):
+                yield from _table_pdf_blocks(result.read([column], start, start + block_size), column, result.source)
 
-        scalars = reader.read(0, reader.n_rows, columns=plan.scalar_columns)
-        return _evaluate(scalars, file_blocks if column else None, plan, *settings, source)
+        scalars = result.read(plan.scalar_columns)
+        return _evaluate(scalars, pdf_blocks if column else None, plan, magnitude_bins, redshift_bins, report_dir,
+                         result.source)
 
 
 def _evaluate(
@@ -370,10 +332,10 @@ def _evaluate(
     yields the grid and the PDFs of consecutive blocks of rows.
     """
     truth, magnitude, pdf = plan.truth, plan.magnitude, plan.pdf
-    columns = {name: _float_column(scalars, name) for name in plan.scalar_columns if name != plan.committee}
+    columns = {name: float_column(scalars, name) for name in plan.scalar_columns if name != plan.committee}
     predictions = list(plan.predictions)
     if plan.committee is not None:
-        member_values = _float_column(scalars, plan.committee)
+        member_values = float_column(scalars, plan.committee)
         for k in range(member_values.shape[1]):
             predictions.append(f"{plan.committee}[{k}]")
             columns[predictions[-1]] = member_values[:, k]
@@ -404,7 +366,7 @@ def _evaluate(
     }
     if len(predictions) > 1:
         metrics["members"] = members
-    metrics = _jsonable(metrics)
+    metrics = jsonable(metrics)
     if report_dir is not None:
         _write(Path(report_dir), metrics, columns, acc, source)
     return metrics
@@ -417,31 +379,27 @@ def _write(
     acc: PdfMetricsAccumulator | None,
     source: str,
 ) -> None:
-    """The PNGs and :func:`~astroml_pipe.evaluate.report.write_report` of one evaluation."""
+    """The plots of one evaluation and its :func:`~astroml_pipe.evaluate.report.write_report`."""
     from astroml_pipe.evaluate import plots
-    from astroml_pipe.evaluate.report import write_report
+    from astroml_pipe.evaluate.report import PHOTOZ, write_report
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot write report folder '{folder}': {exc.strerror or exc}") from None
     z_true, z_phot = columns[metrics["truth"]], columns[metrics["prediction"]]
     shown = {
-        "Photometric against true redshift": plots.plot_zphot_vs_ztrue(
-            z_phot, z_true, folder / "zphot_vs_ztrue.png", metrics=metrics
+        "Photometric against true redshift": (
+            "zphot_vs_ztrue.png", partial(plots.plot_zphot_vs_ztrue, z_phot, z_true, metrics=metrics)
         )
     }
     if acc is not None:
-        shown["PIT histogram and QQ plot"] = plots.plot_pit(acc.values["pit"], folder / "pit.png", metrics=metrics)
+        shown["PIT histogram and QQ plot"] = ("pit.png", partial(plots.plot_pit, acc.values["pit"], metrics=metrics))
     for name, label in (("magnitude", metrics["magnitude"]), ("redshift", "true redshift")):
         if name in metrics["bins"]:
-            shown[f"Metrics per {name} bin"] = plots.plot_binned_metrics(
-                metrics["bins"][name]["rows"], folder / f"metrics_vs_{name}.png", xlabel=label
+            shown[f"Metrics per {name} bin"] = (
+                f"metrics_vs_{name}.png", partial(plots.plot_binned_metrics, metrics["bins"][name]["rows"], xlabel=label)
             )
     grid, stacked = acc.stacked_pdf() if acc is not None else (None, None)
-    shown["Redshift distribution: true, stacked PDFs, point estimates"] = plots.plot_nz(
-        z_true, folder / "nz.png", z_grid=grid, stacked=stacked, z_phot=z_phot
+    shown["Redshift distribution: true, stacked PDFs, point estimates"] = (
+        "nz.png", partial(plots.plot_nz, z_true, z_grid=grid, stacked=stacked, z_phot=z_phot)
     )
     if "members" in metrics:
-        shown["Committee members"] = plots.plot_members(metrics["members"], folder / "members.png")
-    write_report(folder, metrics, shown, source=source.strip("'"))
+        shown["Committee members"] = ("members.png", partial(plots.plot_members, metrics["members"]))
+    write_report(folder, metrics, shown, source=source.strip("'"), layout=PHOTOZ)

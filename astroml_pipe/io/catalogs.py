@@ -1154,5 +1154,8 @@ def write_catalog(
                 log.info("table metadata not written: %s", exc)
                 continue
             meta[key] = value
+        # the first chunk's own meta also goes to the file: give it only what the format holds
+        table = Table(table, copy=False)
+        table.meta = dict(meta)
     with CatalogWriter(path, meta=meta, overwrite=overwrite) as writer:
         writer.write(table)

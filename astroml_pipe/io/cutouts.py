@@ -20,7 +20,9 @@ Images
   celestial WCS on the last two NumPy axes.
 
 The file names used, in band order, are stored in the column's
-``meta["bands"]``.
+``meta["bands"]``.  :func:`image_bands` resolves ``images`` the same way
+without cutting anything (how many bands, their files and unit), e.g. to
+declare the stamp column's shape before any catalog is read.
 
 Geometry
 --------
@@ -92,7 +94,9 @@ __all__ = [
     "FLAG_MASKED",
     "FLAG_OFF_BAND",
     "FLAG_OFF_IMAGE",
+    "ImageBands",
     "cut_stamps",
+    "image_bands",
     "stamps_in_table",
 ]
 
@@ -108,6 +112,8 @@ FLAG_MASKED = 4
 FLAG_OFF_BAND = 8
 
 _GLOB_CHARS = ("*", "?", "[")
+_FITS_SUFFIXES = (".fits", ".fit", ".fts")
+_COMPRESSION_SUFFIXES = (".gz", ".fz", ".bz2")
 _WCS_RTOL = 1e-9  # relative tolerance when comparing pixel-scale matrices
 _PIX_ATOL = 1e-6  # pixel tolerance when comparing reference pixels / offsets
 
@@ -124,6 +130,99 @@ class _Band:
     label: str
     offset: tuple[int, int] | None = None  # integer (dx, dy) from the first band; None = resample
     area_ratio: float = 1.0  # first band's pixel area / this band's
+
+
+@dataclass(frozen=True)
+class ImageBands:
+    """The bands a set of images gives, in band order (see :func:`image_bands`).
+
+    Attributes
+    ----------
+    paths : tuple of pathlib.Path
+        The files, in band order (a single file for a cube); passing them to
+        :func:`cut_stamps` uses exactly these files, without globbing again.
+    labels : tuple of str
+        One per band, as :func:`cut_stamps` writes them to ``meta["bands"]``:
+        the file name, or ``name[k]`` for plane ``k`` of a cube.
+    stems : tuple of str
+        One per band: the file name without its FITS (and compression)
+        extension, ``stem[k]`` for plane ``k`` of a cube.
+    unit : str or None
+        Unit of the first band's ``BUNIT`` keyword, if astropy understands it.
+    """
+
+    paths: tuple[Path, ...]
+    labels: tuple[str, ...]
+    stems: tuple[str, ...]
+    unit: str | None
+
+    @property
+    def n_bands(self) -> int:
+        """Number of bands (planes of a stamp)."""
+        return len(self.labels)
+
+
+def image_bands(
+    images: Sequence[str | Path] | str | Path,
+    hdu: int | str | None = None,
+    *,
+    resample: bool = True,
+) -> ImageBands:
+    """Resolve ``images`` as :func:`cut_stamps` does and describe their bands.
+
+    Only headers are read (images are memory-mapped); nothing is cut.
+
+    Parameters
+    ----------
+    images : sequence of str or Path, or str or Path
+        Per-band files, a glob pattern or one cube file (see the module docs).
+    hdu : int or str, optional
+        HDU holding the image in every file; by default the first with 2-D data.
+    resample : bool
+        If false, also check now that every band shares the first band's
+        pixel grid (up to an integer shift), as :func:`cut_stamps` would.
+
+    Returns
+    -------
+    ImageBands
+
+    Raises
+    ------
+    InputError
+        A file is missing, a pattern matches nothing, or a file has no image,
+        no celestial WCS or the wrong dimensionality.
+    ConfigError
+        ``resample`` is false and a band would need resampling.
+    """
+    paths = _resolve_images(images)
+    with ExitStack() as stack:
+        bands, _ = _open_bands(paths, hdu, stack)
+    if not resample:
+        first = bands[0]
+        for band in bands[1:]:
+            _relate(first, band, resample=False)
+    stems = tuple(
+        _stem(band.path.name) + ("" if band.plane is None else f"[{band.plane}]") for band in bands
+    )
+    return ImageBands(
+        paths=tuple(paths),
+        labels=tuple(band.label for band in bands),
+        stems=stems,
+        unit=_unit(bands[0]),
+    )
+
+
+def _stem(name: str) -> str:
+    """File name without its FITS extension (``img_g.fits.gz`` -> ``img_g``)."""
+    lowered = name.lower()
+    for suffix in _COMPRESSION_SUFFIXES:
+        if lowered.endswith(suffix):
+            name, lowered = name[: -len(suffix)], lowered[: -len(suffix)]
+            break
+    for suffix in _FITS_SUFFIXES:
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def stamps_in_table(table: Table, column: str = "cutout") -> bool:

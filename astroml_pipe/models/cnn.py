@@ -6,8 +6,10 @@ configuration plus a weights file, so it survives Keras upgrades (see
 ``DESIGN.md``).  Images are channels-last, ``(n, H, W, bands)``.
 
 Architecture
-    For each entry ``f`` of ``filters``: ``Conv2D(f, kernel_size, 'same',
-    ReLU, L2)`` followed by ``MaxPooling2D(2)``; then ``Flatten``,
+    For each entry ``f`` of ``filters``: ``convs_per_block`` layers
+    ``Conv2D(f, kernel_size, 'same', ReLU, L2)`` (with ``batch_norm``:
+    convolution without bias, ``BatchNormalization``, then ReLU) followed by
+    ``MaxPooling2D(2)``; then ``Flatten``,
     ``Dropout``, ``Dense(dense_units, ReLU, L2)``, ``Dropout`` and a single
     unit.  The last ``Dense`` layer, named ``"logit"``, gives the logit; the
     model's output is its sigmoid (layer ``"probability"``), so a stage can
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Default architecture: three conv blocks, 128 dense units.
 DEFAULT_CONFIG: dict[str, Any] = {
     "filters": [32, 64, 128],
+    "convs_per_block": 1,
+    "batch_norm": False,
     "kernel_size": 3,
     "dense_units": 128,
     "dropout": 0.3,
@@ -64,8 +68,12 @@ def _check_config(config: Mapping[str, Any], input_shape: tuple[int, ...]) -> di
         raise ConfigError(f"CNN config: 'dropout' must be in [0, 1), got {cfg['dropout']!r}")
     if float(cfg["l2"]) < 0:
         raise ConfigError(f"CNN config: 'l2' must be >= 0, got {cfg['l2']!r}")
+    if int(cfg["convs_per_block"]) < 1:
+        raise ConfigError(f"CNN config: 'convs_per_block' must be >= 1, got {cfg['convs_per_block']!r}")
     return {
         "filters": filters,
+        "convs_per_block": int(cfg["convs_per_block"]),
+        "batch_norm": bool(cfg["batch_norm"]),
         "kernel_size": int(cfg["kernel_size"]),
         "dense_units": int(cfg["dense_units"]),
         "dropout": float(cfg["dropout"]),
@@ -81,7 +89,9 @@ def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, int, int], *,
     ----------
     config : mapping
         Keys of :data:`DEFAULT_CONFIG` (missing keys take the defaults):
-        ``filters`` (list of int, one conv block each), ``kernel_size``
+        ``filters`` (list of int, one conv block each), ``convs_per_block``
+        (int, convolutions before each pooling), ``batch_norm`` (bool,
+        batch normalisation after each convolution), ``kernel_size``
         (int), ``dense_units`` (int), ``dropout`` (rate in [0, 1)) and
         ``l2`` (weight decay of conv and dense kernels).
     input_shape : tuple of int
@@ -110,8 +120,17 @@ def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, int, int], *,
     inputs = keras.Input(shape=tuple(int(s) for s in input_shape), name="image")
     x = inputs
     for i, f in enumerate(cfg["filters"]):
-        x = layers.Conv2D(f, cfg["kernel_size"], padding="same", activation="relu",
-                          kernel_regularizer=reg, name=f"conv{i}")(x)
+        for j in range(cfg["convs_per_block"]):
+            # the first conv of a block keeps the name of the one-conv architecture
+            name = f"conv{i}" if j == 0 else f"conv{i}_{j}"
+            if cfg["batch_norm"]:
+                x = layers.Conv2D(f, cfg["kernel_size"], padding="same", use_bias=False,
+                                  kernel_regularizer=reg, name=name)(x)
+                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = layers.Activation("relu", name=f"{name}_relu")(x)
+            else:
+                x = layers.Conv2D(f, cfg["kernel_size"], padding="same", activation="relu",
+                                  kernel_regularizer=reg, name=name)(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(cfg["dropout"], name="dropout0")(x)
@@ -199,10 +218,28 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, do_augmen
     return _Batches()
 
 
+def _epoch_logger() -> Any:
+    """A Keras callback that logs each epoch's losses and duration (INFO)."""
+    import time
+
+    import keras
+
+    class _EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if "loss" in k or "acc" in k)
+            logger.info("epoch %d: %s (%.0f s)", epoch + 1, shown, time.perf_counter() - self.start)
+
+    return _EpochLog()
+
+
 def train_cnn(model: "keras.Model", x: np.ndarray, y: np.ndarray, *, x_val: np.ndarray | None = None,
               y_val: np.ndarray | None = None, epochs: int = 30, batch_size: int = 128,
               class_weight: str | Mapping[int, float] | None = "balanced", patience: int = 5,
-              seed: int = 0, augment_data: bool = True, learning_rate: float = 1e-3) -> dict[str, list[float]]:
+              seed: int = 0, augment_data: bool = True, learning_rate: float = 1e-3,
+              reduce_lr_patience: int = 0) -> dict[str, list[float]]:
     """Train ``model`` with Adam and binary cross-entropy, stopping early.
 
     Early stopping watches the validation loss (the training loss when no
@@ -234,6 +271,10 @@ def train_cnn(model: "keras.Model", x: np.ndarray, y: np.ndarray, *, x_val: np.n
         Apply :func:`augment` to each training batch.
     learning_rate : float
         Adam learning rate.
+    reduce_lr_patience : int
+        If positive, divide the learning rate by 3 after this many epochs
+        without improvement of the monitored loss (``ReduceLROnPlateau``,
+        down to 1/100 of ``learning_rate``); 0 keeps it constant.
 
     Returns
     -------
@@ -264,11 +305,15 @@ def train_cnn(model: "keras.Model", x: np.ndarray, y: np.ndarray, *, x_val: np.n
     has_val = x_val is not None and y_val is not None and len(x_val) > 0
     monitor = "val_loss" if has_val else "loss"
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=int(patience), restore_best_weights=True)
+    callbacks = [stop, _epoch_logger()]
+    if reduce_lr_patience > 0:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=1.0 / 3.0, patience=int(reduce_lr_patience), min_lr=learning_rate / 100.0))
     data = _batches(x, y, int(batch_size), int(seed), augment_data, weights)
     validation = None
     if has_val:
         validation = (np.asarray(x_val, dtype=np.float32), np.asarray(y_val, dtype=np.float32).reshape(-1))
-    fitted = model.fit(data, validation_data=validation, epochs=int(epochs), callbacks=[stop], verbose=0)
+    fitted = model.fit(data, validation_data=validation, epochs=int(epochs), callbacks=callbacks, verbose=0)
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     best = int(np.argmin(history[monitor])) if history.get(monitor) else 0
     history["best_epoch"] = [best]

@@ -105,3 +105,91 @@ def test_missing_file_and_unusable_grid(result, tmp_path):
     blocked.write_text("")
     out = invoke("evaluate", result, "--truth", "redshift", "-o", blocked / "report")
     assert "cannot write report folder" in error_line(out)
+
+
+# -- star-galaxy classification -------------------------------------------------------
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+CLASSIFY_LABELS = ("N", "galaxies", "stars", "ROC AUC", "galaxy purity (c_g >= 0.96)",
+                   "star completeness (p_s >= 0.97)", "ECE")
+
+
+@pytest.fixture(scope="module")
+def classified(tmp_path_factory):
+    """A classification result: is_galaxy (bool), mag_r, p_galaxy and p_galaxy_raw of one score; no z_phot."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    is_galaxy = rng.random(n) < 0.5
+    mag = rng.uniform(17, 24, n)
+    score = np.where(is_galaxy, 1.0, -1.0) + rng.normal(0, 0.3 * (mag - 16), n)
+    table = Table({"is_galaxy": is_galaxy, "mag_r": mag, "redshift": rng.uniform(0, 2, n),
+                   "p_galaxy": 1 / (1 + np.exp(-2 * score)), "p_galaxy_raw": 1 / (1 + np.exp(-4 * score))})
+    path = tmp_path_factory.mktemp("classify") / "classified.fits"
+    table.write(path)
+    return path
+
+
+def test_evaluate_classification_is_chosen_from_a_boolean_truth(classified, tmp_path):
+    out = invoke("evaluate", classified, "--truth", "is_galaxy", "-o", tmp_path / "report", "-q")
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert [line.split(" = ")[0].rstrip() for line in lines[:7]] == list(CLASSIFY_LABELS)
+    assert len({line.index(" = ") for line in lines[:7]}) == 1  # aligned
+    assert lines[7].startswith("compare p_galaxy: N = 1,000, ROC AUC = ")
+    assert lines[8].startswith("compare p_galaxy_raw: N = 1,000, ROC AUC = ")
+    metrics = json.loads(lines[-2])
+    assert metrics == json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert lines[-1] == f"report:   {tmp_path / 'report' / 'report.html'}"
+    table = Table.read(classified)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(table["is_galaxy"], table["p_galaxy"]), rel=1e-12)
+    assert metrics["prediction"] == "p_galaxy" and metrics["magnitude"] == "mag_r" and metrics["n"] == 1000
+    assert "sigma_nmad" not in metrics and len(metrics["bins"]["magnitude"]["rows"]) == 7
+    names = sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert names == ["metrics.json", "metrics_vs_magnitude.png", "reliability.png", "report.html", "roc.png"]
+
+
+def test_evaluate_task_choice(classified, tmp_path):
+    # no z_phot but a p_galaxy: classification, even for a truth that is not boolean
+    table = Table.read(classified)
+    table["is_galaxy"] = table["is_galaxy"].astype(float)
+    table.write(tmp_path / "float_truth.fits")
+    out = invoke("evaluate", tmp_path / "float_truth.fits", "--truth", "is_galaxy", "--prediction", "p_galaxy_raw",
+                 "--magnitude", "redshift", "-q")
+    assert out.exit_code == 0, out.output
+    assert "ROC AUC" in out.stdout and "sigma_NMAD" not in out.stdout
+    metrics = json.loads(out.stdout.splitlines()[-1])
+    assert metrics["prediction"] == "p_galaxy_raw" and metrics["magnitude"] == "redshift" and "compare" not in metrics
+    assert metrics["bins"]["magnitude"]["edges"] == [0, 1, 2]
+    # a z_phot and a float truth: photo-z; an integer 0/1 truth: classification
+    table["z_phot"] = table["redshift"] + 0.01
+    table.write(tmp_path / "float_truth_and_z_phot.fits")
+    table["is_galaxy"] = table["is_galaxy"].astype("i4")
+    table.write(tmp_path / "both.fits")
+    out = invoke("evaluate", tmp_path / "both.fits", "--truth", "redshift", "-q")
+    assert out.exit_code == 0, out.output
+    assert out.stdout.startswith("N ") and "sigma_NMAD" in out.stdout and "ROC AUC" not in out.stdout
+    out = invoke("evaluate", tmp_path / "both.fits", "--truth", "is_galaxy", "-q")
+    assert out.exit_code == 0, out.output
+    assert "ROC AUC" in out.stdout and json.loads(out.stdout.splitlines()[-1])["n_galaxies"] > 400
+    # --task forces it
+    line = error_line(invoke("evaluate", classified, "--truth", "redshift", "--task", "photoz"))
+    assert "has no column 'z_phot'" in line
+    out = invoke("evaluate", tmp_path / "float_truth_and_z_phot.fits", "--truth", "is_galaxy", "-q")
+    assert out.exit_code == 0 and "sigma_NMAD" in out.stdout  # auto: photo-z
+    out = invoke("evaluate", tmp_path / "float_truth_and_z_phot.fits", "--truth", "is_galaxy", "--task", "classify",
+                 "-q")
+    assert out.exit_code == 0 and "ROC AUC" in out.stdout
+    line = error_line(invoke("evaluate", classified, "--truth", "is_galaxy", "--pdf", "p_pdf"))
+    assert "--pdf applies to photometric redshifts" in line
+    assert invoke("evaluate", classified, "--truth", "is_galaxy", "--task", "pz").exit_code == 2
+
+
+def test_evaluate_classification_bad_truth_leaves_no_report(classified, tmp_path):
+    out = invoke("evaluate", classified, "--truth", "redshift", "--task", "classify", "-o", tmp_path / "report")
+    line = error_line(out)
+    assert "classified.fits" in line and "column 'redshift'" in line and "other than 0 and 1" in line
+    assert "expected true/false or 0/1 per row (1 = galaxy)" in line
+    assert not list(tmp_path.iterdir())
+    assert out.stdout == ""

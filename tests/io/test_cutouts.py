@@ -1,16 +1,16 @@
-"""Tests of astroml_pipe.io.cutouts on small synthetic FITS images."""
+"""Tests of astroml_pipe.io.cutouts on small synthetic FITS images.
+
+The image helpers (``wcs_images``) and the ``image_scene`` fixture are in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
-import math
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from astropy.wcs import WCS
 
 from astroml_pipe.core.errors import ConfigError, InputError
 from astroml_pipe.io.cutouts import (
@@ -22,67 +22,7 @@ from astroml_pipe.io.cutouts import (
     stamps_in_table,
 )
 
-RA0, DEC0 = 150.0, 2.0
-SCALE = 0.2  # arcsec per pixel of the first band
-SIGMA = 1.0  # arcsec, Gaussian width of the sources
 SIZE = 16
-
-
-def make_wcs(
-    shape: tuple[int, int] = (120, 120),
-    scale: float = SCALE,
-    rot_deg: float = 0.0,
-    crpix: tuple[float, float] | None = None,
-) -> WCS:
-    """TAN WCS centred on (RA0, DEC0), with RA increasing to the left."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [RA0, DEC0]
-    w.wcs.crpix = list(crpix) if crpix else [shape[1] / 2 + 0.5, shape[0] / 2 + 0.5]
-    c, s = math.cos(math.radians(rot_deg)), math.sin(math.radians(rot_deg))
-    d = scale / 3600.0
-    w.wcs.cd = np.array([[-d * c, d * s], [d * s, d * c]])
-    return w
-
-
-def render(
-    wcs: WCS, shape: tuple[int, int], sources: list[tuple[float, float, float]]
-) -> np.ndarray:
-    """Image of Gaussian sources (ra, dec, total flux) in flux per pixel."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    ra, dec = wcs.pixel_to_world_values(xx, yy)
-    area = abs(np.linalg.det(wcs.pixel_scale_matrix)) * 3600.0**2  # arcsec^2
-    img = np.zeros(shape)
-    for sra, sdec, flux in sources:
-        dx = (ra - sra) * math.cos(math.radians(sdec)) * 3600.0
-        dy = (dec - sdec) * 3600.0
-        img += flux * area / (2 * math.pi * SIGMA**2) * np.exp(-(dx**2 + dy**2) / (2 * SIGMA**2))
-    return img.astype(np.float32)
-
-
-def write(path: Path, data: np.ndarray, wcs: WCS | None) -> Path:
-    header = wcs.to_header() if wcs is not None else fits.Header()
-    fits.PrimaryHDU(data, header=header).writeto(path)
-    return path
-
-
-def sky(wcs: WCS, x: float, y: float) -> tuple[float, float]:
-    ra, dec = wcs.pixel_to_world_values(x, y)
-    return float(ra), float(dec)
-
-
-@pytest.fixture
-def scene(tmp_path):
-    """Two 120x120 bands on the same grid, three sources near pixel centres."""
-    w = make_wcs()
-    positions = [(60.2, 59.9), (30.0, 80.0), (90.0, 25.0)]
-    coords = [sky(w, x, y) for x, y in positions]
-    table = Table({"ra": [c[0] for c in coords], "dec": [c[1] for c in coords], "id": [1, 2, 3]})
-    files = []
-    for k, flux in enumerate([100.0, 300.0]):
-        img = render(w, (120, 120), [(ra, dec, flux) for ra, dec in coords])
-        files.append(write(tmp_path / f"band_{k}.fits", img, w))
-    return table, files, w, coords
 
 
 def assert_centred(stamp: np.ndarray) -> None:
@@ -90,8 +30,8 @@ def assert_centred(stamp: np.ndarray) -> None:
     assert (iy, ix) == (SIZE // 2, SIZE // 2)
 
 
-def test_stamps_are_centred_and_shaped(scene):
-    table, files, _, _ = scene
+def test_stamps_are_centred_and_shaped(image_scene):
+    table, files, _, _ = image_scene
     out = cut_stamps(table, files[:1], size=SIZE)
     assert out["cutout"].shape == (3, 1, SIZE, SIZE)
     assert out["cutout"].dtype == np.float32
@@ -104,8 +44,8 @@ def test_stamps_are_centred_and_shaped(scene):
     assert list(out["id"]) == [1, 2, 3]
 
 
-def test_odd_size_and_no_mask(scene):
-    table, files, _, _ = scene
+def test_odd_size_and_no_mask(image_scene):
+    table, files, _, _ = image_scene
     out = cut_stamps(table, files[0], size=15, mask=False, column="stamp")
     assert out["stamp"].shape == (3, 1, 15, 15)
     assert "stamp_mask" not in out.colnames and "stamp_flag" in out.colnames
@@ -113,8 +53,8 @@ def test_odd_size_and_no_mask(scene):
     assert (iy, ix) == (7, 7)
 
 
-def test_multiband_identical_wcs(scene):
-    table, files, _, _ = scene
+def test_multiband_identical_wcs(image_scene):
+    table, files, _, _ = image_scene
     out = cut_stamps(table, files, size=SIZE)
     assert out["cutout"].shape == (3, 2, SIZE, SIZE)
     for row in out:
@@ -123,23 +63,23 @@ def test_multiband_identical_wcs(scene):
     assert out["cutout"].meta["bands"] == ["band_0.fits", "band_1.fits"]
 
 
-def test_integer_shift_is_not_resampled(scene, tmp_path):
+def test_integer_shift_is_not_resampled(image_scene, tmp_path, wcs_images):
     """A tile cropped differently (reference pixel shifted by whole pixels) is copied."""
-    table, files, w, _ = scene
+    table, files, w, _ = image_scene
     data = fits.getdata(files[0])
     crop = data[10:, 5:]
-    wc = make_wcs(crpix=(w.wcs.crpix[0] - 5, w.wcs.crpix[1] - 10))
-    path = write(tmp_path / "crop.fits", crop, wc)
+    wc = wcs_images.make_wcs(crpix=(w.wcs.crpix[0] - 5, w.wcs.crpix[1] - 10))
+    path = wcs_images.write(tmp_path / "crop.fits", crop, wc)
     out = cut_stamps(table, [files[0], path], size=SIZE, resample=False)
     np.testing.assert_array_equal(out["cutout"][:, 1], out["cutout"][:, 0])
 
 
-def test_resample_different_scale_and_rotation(scene, tmp_path):
-    table, files, _, coords = scene
-    w2 = make_wcs(shape=(70, 70), scale=2 * SCALE, rot_deg=30.0, crpix=(33.3, 36.7))
+def test_resample_different_scale_and_rotation(image_scene, tmp_path, wcs_images):
+    table, files, _, coords = image_scene
+    w2 = wcs_images.make_wcs(shape=(70, 70), scale=2 * wcs_images.SCALE, rot_deg=30.0, crpix=(33.3, 36.7))
     flux = 100.0
-    img = render(w2, (70, 70), [(ra, dec, flux) for ra, dec in coords])
-    path = write(tmp_path / "coarse.fits", img, w2)
+    img = wcs_images.render(w2, (70, 70), [(ra, dec, flux) for ra, dec in coords])
+    path = wcs_images.write(tmp_path / "coarse.fits", img, w2)
     out = cut_stamps(table, [files[0], path], size=SIZE)
     assert not out["cutout_flag"].any()
     for row in out:
@@ -151,18 +91,18 @@ def test_resample_different_scale_and_rotation(scene, tmp_path):
         assert res.sum() == pytest.approx(ref.sum(), rel=0.05)
 
 
-def test_resample_off_is_refused(scene, tmp_path):
-    table, files, _, _ = scene
-    w2 = make_wcs(scale=2 * SCALE, rot_deg=30.0)
-    path = write(tmp_path / "coarse.fits", np.zeros((120, 120), np.float32), w2)
+def test_resample_off_is_refused(image_scene, tmp_path, wcs_images):
+    table, files, _, _ = image_scene
+    w2 = wcs_images.make_wcs(scale=2 * wcs_images.SCALE, rot_deg=30.0)
+    path = wcs_images.write(tmp_path / "coarse.fits", np.zeros((120, 120), np.float32), w2)
     with pytest.raises(ConfigError, match=r"coarse\.fits.*pixel scale.*rotation.*resample is off"):
         cut_stamps(table, [files[0], path], size=SIZE, resample=False)
 
 
-def test_edge_padding_and_flag(tmp_path):
-    w = make_wcs()
-    ra, dec = sky(w, 2.0, 60.0)
-    path = write(tmp_path / "img.fits", render(w, (120, 120), [(ra, dec, 100.0)]), w)
+def test_edge_padding_and_flag(tmp_path, wcs_images):
+    w = wcs_images.make_wcs()
+    ra, dec = wcs_images.sky(w, 2.0, 60.0)
+    path = wcs_images.write(tmp_path / "img.fits", wcs_images.render(w, (120, 120), [(ra, dec, 100.0)]), w)
     out = cut_stamps(Table({"ra": [ra], "dec": [dec]}), [path], size=SIZE, fill_value=-1.0)
     assert out["cutout_flag"][0] == FLAG_EDGE
     stamp, mask = out["cutout"][0, 0], out["cutout_mask"][0, 0]
@@ -172,9 +112,9 @@ def test_edge_padding_and_flag(tmp_path):
     assert_centred(stamp)
 
 
-def test_off_image_flag_keeps_row(scene):
-    table, files, w, _ = scene
-    ra, dec = sky(w, 500.0, 500.0)
+def test_off_image_flag_keeps_row(image_scene, wcs_images):
+    table, files, w, _ = image_scene
+    ra, dec = wcs_images.sky(w, 500.0, 500.0)
     table.add_row({"ra": ra, "dec": dec, "id": 4})
     out = cut_stamps(table, files, size=SIZE)
     assert len(out) == 4
@@ -183,18 +123,18 @@ def test_off_image_flag_keeps_row(scene):
     assert not out["cutout_flag"][:3].any()
 
 
-def test_nan_coordinates_are_off_image(scene):
-    table, files, _, _ = scene
+def test_nan_coordinates_are_off_image(image_scene):
+    table, files, _, _ = image_scene
     table["ra"][1] = np.nan
     out = cut_stamps(table, files, size=SIZE)
     assert out["cutout_flag"][1] == FLAG_OFF_IMAGE
 
 
-def test_off_some_band(scene, tmp_path):
-    table, files, w, _ = scene
+def test_off_some_band(image_scene, tmp_path, wcs_images):
+    table, files, w, _ = image_scene
     data = fits.getdata(files[1])
     crop = data[:, :50]  # x < 50 only: source 2 (x=30) is on it, 1 and 3 are not
-    path = write(tmp_path / "half.fits", crop, make_wcs(crpix=tuple(w.wcs.crpix)))
+    path = wcs_images.write(tmp_path / "half.fits", crop, wcs_images.make_wcs(crpix=tuple(w.wcs.crpix)))
     out = cut_stamps(table, [files[0], path], size=SIZE)
     flags = list(out["cutout_flag"])
     assert flags[1] == 0
@@ -205,13 +145,13 @@ def test_off_some_band(scene, tmp_path):
     assert out["cutout_mask"][0, 1, :, :].any() and not out["cutout_mask"][0, 0].any()
 
 
-def test_nan_pixels_are_masked(tmp_path):
-    w = make_wcs()
-    ra, dec = sky(w, 60.0, 60.0)
-    img = render(w, (120, 120), [(ra, dec, 100.0)])
+def test_nan_pixels_are_masked(tmp_path, wcs_images):
+    w = wcs_images.make_wcs()
+    ra, dec = wcs_images.sky(w, 60.0, 60.0)
+    img = wcs_images.render(w, (120, 120), [(ra, dec, 100.0)])
     img[58, 61] = np.nan
     img[59, 62] = np.inf
-    path = write(tmp_path / "img.fits", img, w)
+    path = wcs_images.write(tmp_path / "img.fits", img, w)
     out = cut_stamps(Table({"ra": [ra], "dec": [dec]}), path, size=SIZE, fill_value=-5.0)
     assert out["cutout_flag"][0] == FLAG_MASKED
     mask, stamp = out["cutout_mask"][0, 0], out["cutout"][0, 0]
@@ -219,8 +159,8 @@ def test_nan_pixels_are_masked(tmp_path):
     assert stamp[6, 9] == -5.0 and np.isfinite(stamp).all()
 
 
-def test_cube_input_matches_files(scene, tmp_path):
-    table, files, w, _ = scene
+def test_cube_input_matches_files(image_scene, tmp_path):
+    table, files, w, _ = image_scene
     cube = np.stack([fits.getdata(f) for f in files])
     header = w.to_header()
     path = tmp_path / "cube.fits"
@@ -235,19 +175,19 @@ def test_cube_input_matches_files(scene, tmp_path):
     assert out_cube["cutout"].meta["bands"] == ["cube.fits[0]", "cube.fits[1]"]
 
 
-def test_glob_is_sorted(scene, tmp_path):
-    table, files, w, _ = scene
+def test_glob_is_sorted(image_scene, tmp_path, wcs_images):
+    table, files, w, _ = image_scene
     # written in reverse order: b_2 holds band 0's pixels, b_1 band 1's
-    write(tmp_path / "b_2.fits", fits.getdata(files[0]), w)
-    write(tmp_path / "b_1.fits", fits.getdata(files[1]), w)
+    wcs_images.write(tmp_path / "b_2.fits", fits.getdata(files[0]), w)
+    wcs_images.write(tmp_path / "b_1.fits", fits.getdata(files[1]), w)
     out = cut_stamps(table, str(tmp_path / "b_*.fits"), size=SIZE)
     assert out["cutout"].meta["bands"] == ["b_1.fits", "b_2.fits"]
     ref = cut_stamps(table, files, size=SIZE)
     np.testing.assert_array_equal(out["cutout"][:, 0], ref["cutout"][:, 1])
 
 
-def test_explicit_hdu(scene, tmp_path):
-    table, files, w, _ = scene
+def test_explicit_hdu(image_scene, tmp_path):
+    table, files, w, _ = image_scene
     path = tmp_path / "ext.fits"
     fits.HDUList(
         [fits.PrimaryHDU(), fits.ImageHDU(fits.getdata(files[0]), header=w.to_header(), name="SCI")]
@@ -260,11 +200,11 @@ def test_explicit_hdu(scene, tmp_path):
         cut_stamps(table, [path], size=SIZE, hdu="ERR")
 
 
-def test_large_image_is_memory_mapped(tmp_path):
-    w = make_wcs(shape=(3000, 3000))
+def test_large_image_is_memory_mapped(tmp_path, wcs_images):
+    w = wcs_images.make_wcs(shape=(3000, 3000))
     path = tmp_path / "big.fits"
     fits.PrimaryHDU(np.ones((3000, 3000), np.float32), header=w.to_header()).writeto(path)
-    ra, dec = sky(w, 1500.0, 1500.0)
+    ra, dec = wcs_images.sky(w, 1500.0, 1500.0)
     tracemalloc.start()
     try:
         out = cut_stamps(Table({"ra": [ra], "dec": [dec]}), [path], size=SIZE)
@@ -275,8 +215,8 @@ def test_large_image_is_memory_mapped(tmp_path):
     assert peak < 4_000_000  # the image is 36 MB
 
 
-def test_stamps_already_in_table(scene):
-    table, _, _, _ = scene
+def test_stamps_already_in_table(image_scene):
+    table, _, _, _ = image_scene
     table["cutout"] = np.ones((3, 2, 8, 8), np.float32)
     assert stamps_in_table(table)
     assert not stamps_in_table(table, "other")
@@ -291,56 +231,56 @@ def test_stamps_already_in_table(scene):
 # --------------------------------------------------------------------------- errors
 
 
-def test_missing_file(scene, tmp_path):
-    table, files, _, _ = scene
+def test_missing_file(image_scene, tmp_path):
+    table, files, _, _ = image_scene
     with pytest.raises(InputError, match=r"nope\.fits' not found"):
         cut_stamps(table, [files[0], tmp_path / "nope.fits"])
 
 
-def test_glob_without_match(scene, tmp_path):
-    table, _, _, _ = scene
+def test_glob_without_match(image_scene, tmp_path):
+    table, _, _, _ = image_scene
     with pytest.raises(InputError, match="no image file matches"):
         cut_stamps(table, str(tmp_path / "zz_*.fits"))
 
 
-def test_no_celestial_wcs(scene, tmp_path):
-    table, _, _, _ = scene
-    path = write(tmp_path / "plain.fits", np.zeros((20, 20), np.float32), None)
+def test_no_celestial_wcs(image_scene, tmp_path, wcs_images):
+    table, _, _, _ = image_scene
+    path = wcs_images.write(tmp_path / "plain.fits", np.zeros((20, 20), np.float32), None)
     with pytest.raises(InputError, match=r"plain\.fits' has no celestial WCS"):
         cut_stamps(table, [path])
 
 
-def test_not_fits(scene, tmp_path):
-    table, _, _, _ = scene
+def test_not_fits(image_scene, tmp_path):
+    table, _, _, _ = image_scene
     path = tmp_path / "junk.fits"
     path.write_text("hello")
     with pytest.raises(InputError, match=r"junk\.fits"):
         cut_stamps(table, [path])
 
 
-def test_missing_coordinate_column(scene):
-    table, files, _, _ = scene
+def test_missing_coordinate_column(image_scene):
+    table, files, _, _ = image_scene
     table.rename_column("ra", "RA_deg")
     with pytest.raises(InputError, match=r"'ra' not found; did you mean 'RA_deg'"):
         cut_stamps(table, files)
 
 
-def test_non_numeric_coordinate(scene):
-    table, files, _, _ = scene
+def test_non_numeric_coordinate(image_scene):
+    table, files, _, _ = image_scene
     table["ra_str"] = ["a", "b", "c"]
     with pytest.raises(InputError, match="'ra_str' must be a 1-D numeric column"):
         cut_stamps(table, files, ra="ra_str")
 
 
 @pytest.mark.parametrize("size", [0, -4, 2.5, True, "16"])
-def test_bad_size(scene, size):
-    table, files, _, _ = scene
+def test_bad_size(image_scene, size):
+    table, files, _, _ = image_scene
     with pytest.raises(ConfigError, match="'size'"):
         cut_stamps(table, files, size=size)
 
 
-def test_wrong_dimensionality(scene, tmp_path):
-    table, files, w, _ = scene
+def test_wrong_dimensionality(image_scene, tmp_path):
+    table, files, w, _ = image_scene
     header = w.to_header()
     path = tmp_path / "four.fits"
     fits.PrimaryHDU(np.zeros((2, 2, 20, 20), np.float32), header=header).writeto(path)
@@ -352,13 +292,13 @@ def test_wrong_dimensionality(scene, tmp_path):
         cut_stamps(table, [files[0], cube])
 
 
-def test_nan_in_resampled_band_is_masked(scene, tmp_path):
-    table, files, _, coords = scene
-    w2 = make_wcs(shape=(70, 70), scale=2 * SCALE, rot_deg=30.0)
-    img = render(w2, (70, 70), [(ra, dec, 100.0) for ra, dec in coords])
+def test_nan_in_resampled_band_is_masked(image_scene, tmp_path, wcs_images):
+    table, files, _, coords = image_scene
+    w2 = wcs_images.make_wcs(shape=(70, 70), scale=2 * wcs_images.SCALE, rot_deg=30.0)
+    img = wcs_images.render(w2, (70, 70), [(ra, dec, 100.0) for ra, dec in coords])
     x, y = w2.world_to_pixel_values(*coords[0])
     img[int(round(float(y))), int(round(float(x)))] = np.nan
-    path = write(tmp_path / "coarse.fits", img, w2)
+    path = wcs_images.write(tmp_path / "coarse.fits", img, w2)
     out = cut_stamps(table, [files[0], path], size=SIZE, fill_value=0.0)
     assert out["cutout_flag"][0] == FLAG_MASKED and not out["cutout_flag"][1:].any()
     assert out["cutout_mask"][0, 1].any() and not out["cutout_mask"][0, 0].any()

@@ -79,12 +79,17 @@ class StarGalaxyCNN(Stage):
         Param("cutout", str, "cutout", "Column of cutouts (n, bands, H, W), background-subtracted flux per pixel."),
         Param("target", str, "is_galaxy", "Training label column: true/1 for galaxies, false/0 for stars."),
         Param("crop", int, 44, "Side of the centre crop of the stamps fed to the network (pixels).", minimum=2),
-        Param("filters", list, [32, 64, 128], "Filters of the conv blocks (conv 3x3 + ReLU + 2x2 max pooling each).",
+        Param("filters", list, [32, 64, 128], "Filters of the conv blocks (convs 3x3 + ReLU, then 2x2 max pooling).",
               item_type=int),
+        Param("convs_per_block", int, 1, "Convolutions (3x3 + ReLU) in each block before its pooling.", minimum=1),
+        Param("batch_norm", bool, False, "Batch normalisation after each convolution."),
         Param("dense_units", int, 128, "Units of the dense layer before the output.", minimum=1),
         Param("dropout", float, 0.3, "Dropout rate before and after the dense layer.", minimum=0.0, maximum=0.95),
         Param("l2", float, 1e-4, "L2 weight decay of the conv and dense kernels.", minimum=0.0),
         Param("learning_rate", float, 1e-3, "Adam learning rate.", minimum=0.0),
+        Param("reduce_lr_patience", int, 0,
+              "Epochs without a better validation loss before the learning rate is divided by 3 (0: constant).",
+              minimum=0),
         Param("epochs", int, 30, "Largest number of training epochs.", minimum=1),
         Param("batch_size", int, 128, "Stamps per gradient step.", minimum=1),
         Param("patience", int, 5, "Epochs without a better validation loss before training stops.", minimum=1),
@@ -126,7 +131,8 @@ class StarGalaxyCNN(Stage):
 
     # -- preprocessing -----------------------------------------------------------
     def _config(self) -> dict[str, Any]:
-        return {"filters": [int(f) for f in self.filters], "kernel_size": 3, "dense_units": int(self.dense_units),
+        return {"filters": [int(f) for f in self.filters], "convs_per_block": int(self.convs_per_block),
+                "batch_norm": bool(self.batch_norm), "kernel_size": 3, "dense_units": int(self.dense_units),
                 "dropout": float(self.dropout), "l2": float(self.l2)}
 
     def _stamps(self, table: Table) -> np.ndarray:
@@ -154,6 +160,13 @@ class StarGalaxyCNN(Stage):
         x = (np.arcsinh(cropped / scale) - offset) / norm
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32)
 
+    def _bands(self, table: Table) -> Any:
+        """Band names of the stamps: the cutout column's ``meta['bands']`` (as written by
+        ``images.cutouts``), else the table's (as :func:`~astroml_pipe.simulate.simulate_cutouts`
+        writes), else None."""
+        bands = getattr(table[self.cutout], "meta", {}).get("bands")
+        return table.meta.get("bands") if bands is None else bands
+
     def _check_stamps(self, table: Table, stamps: np.ndarray) -> None:
         """Refuse stamps that the trained model was not made for."""
         expected = tuple(self.stamp_shape_)
@@ -163,7 +176,7 @@ class StarGalaxyCNN(Stage):
                 f"{stamps.shape[2]} x {stamps.shape[3]} pixels, but the model was trained on "
                 f"{expected[0]} bands x {expected[1]} x {expected[2]} pixels"
             )
-        bands = table.meta.get("bands")
+        bands = self._bands(table)
         if self.bands_ and bands is not None and [str(b) for b in bands] != list(self.bands_):
             raise InputError(
                 f"{self.where}: stamps have bands {list(bands)}, but the model was trained on {list(self.bands_)}"
@@ -188,7 +201,7 @@ class StarGalaxyCNN(Stage):
         scale, offset, norm = _band_statistics(cropped[train])
         self.scale_, self.offset_, self.norm_ = scale, offset, norm
         self.stamp_shape_ = [int(s) for s in stamps.shape[1:]]
-        bands = table.meta.get("bands")
+        bands = self._bands(table)
         self.bands_ = [str(b) for b in bands] if bands is not None and len(bands) == stamps.shape[1] else []
         x = self._normalise(cropped)
 
@@ -198,7 +211,8 @@ class StarGalaxyCNN(Stage):
         logger.info("%s: training on %d stamps, validating on %d", self.where, len(train), len(val))
         history = train_cnn(model, x[train], y[train], x_val=x[val], y_val=y[val], epochs=self.epochs,
                             batch_size=self.batch_size, class_weight=self.class_weight, patience=self.patience,
-                            seed=self.random_state, augment_data=self.augment, learning_rate=self.learning_rate)
+                            seed=self.random_state, augment_data=self.augment, learning_rate=self.learning_rate,
+                            reduce_lr_patience=self.reduce_lr_patience)
         self.config_ = config
         self.input_shape_ = list(input_shape)
         self.history_ = history
@@ -226,7 +240,15 @@ class StarGalaxyCNN(Stage):
         return out
 
     def _mc_dropout_std(self, x: np.ndarray) -> np.ndarray:
-        """Standard deviation of calibrated probabilities over passes with dropout active."""
+        """Standard deviation of calibrated probabilities over passes with dropout active.
+
+        Batch normalisation layers are frozen (``trainable = False``), which
+        keeps them on their learned statistics while ``training=True``
+        switches dropout on.
+        """
+        for layer in self._logits.layers:
+            if layer.__class__.__name__ == "BatchNormalization":
+                layer.trainable = False
         mean = np.zeros(len(x), dtype=np.float64)
         sq = np.zeros(len(x), dtype=np.float64)
         for _ in range(self.mc_dropout_samples):
