@@ -179,6 +179,9 @@ def run_catalog(
         _prepare(pipeline, reader, training=False, chunk_size=chunk_size)
         if not pipeline.is_fitted:
             pipeline.run(Table())  # raises the clear "not trained" error
+        # The first row goes through once on its own, so that problems only the stages can see
+        # (stamps of another shape than the model's, say) are reported before any output exists.
+        pipeline.run(reader.read(0, 1))
         meta = _provenance(pipeline, reader.path)
         with CatalogWriter(output, meta=meta, overwrite=overwrite) as writer:
             with tqdm(total=reader.n_rows, unit="rows", disable=not progress, desc="astroml-pipe") as bar:

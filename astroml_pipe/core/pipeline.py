@@ -57,7 +57,8 @@ MANIFEST = "manifest.json"
 PIPELINE_FILE = "pipeline.yaml"
 _TOP_KEYS = ("name", "version", "columns", "stages")
 _STAGE_KEYS = ("name", "uses", "with")
-_LIBRARIES = ("numpy", "astropy", "scikit-learn", "catboost", "pandas", "pyarrow", "h5py", "skops")
+_LIBRARIES = ("numpy", "astropy", "scikit-learn", "catboost", "pandas", "pyarrow", "h5py", "skops", "keras",
+              "tensorflow", "tensorflow-cpu")
 
 
 def _problems_error(source: str, problems: list[str]) -> ConfigError:

@@ -246,7 +246,7 @@ def simulate_cutouts(n: int, *, random_state: int | np.random.Generator | None =
     noise : bool, optional
         If False, return noiseless stamps (the model images).
     progress : bool, optional
-        Show a progress bar (tqdm) while drawing (about 200 stamps/s on
+        Show a progress bar (tqdm) while drawing (200-400 stamps/s on
         one core).
 
     Returns

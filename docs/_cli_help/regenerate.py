@@ -27,6 +27,7 @@ COMMANDS = {
     "stages": ["stages"],
     "simulate": ["simulate"],
     "simulate-photometry": ["simulate", "photometry"],
+    "simulate-cutouts": ["simulate", "cutouts"],
 }
 
 

@@ -19,8 +19,9 @@ Preprocessing (fitted on the training rows and saved with the model)
 Training
     A stratified ``validation_fraction`` of the rows is held out; the CNN of
     :mod:`astroml_pipe.models.cnn` is trained on the rest with early stopping
-    on the validation loss.  A temperature ``T`` is then fitted on the
-    held-out rows by minimising the negative log-likelihood of
+    on the validation loss (and, with ``reduce_lr_patience``, the learning
+    rate divided by 3 whenever that loss stalls).  A temperature ``T`` is
+    then fitted on the held-out rows by minimising the negative log-likelihood of
     ``sigmoid(logit / T)`` (Guo et al. 2017).  ``p_galaxy`` is the
     calibrated probability, ``p_galaxy_raw`` the network's own.  Temperature
     scaling corrects over- or under-confidence, not a change of class
@@ -220,6 +221,9 @@ class StarGalaxyCNN(Stage):
         self._logits = logit_model(model)
         logits = self._predict_logits(x[val])
         self.temperature_ = fit_temperature(logits, y[val])
+        self.training_metrics_ = _validation_metrics(logits / self.temperature_, y[val], history)
+        self.training_metrics_.update(n_train=int(len(train)), n_stars=int(len(y) - n_gal), n_galaxies=n_gal,
+                                      temperature=round(self.temperature_, 6))
         logger.info("%s: temperature %.3f from %d validation stamps", self.where, self.temperature_, len(val))
         return self
 
@@ -249,10 +253,11 @@ class StarGalaxyCNN(Stage):
         for layer in self._logits.layers:
             if layer.__class__.__name__ == "BatchNormalization":
                 layer.trainable = False
-        mean = np.zeros(len(x), dtype=np.float64)
-        sq = np.zeros(len(x), dtype=np.float64)
+        n = len(x)
+        mean = np.zeros(n, dtype=np.float64)
+        sq = np.zeros(n, dtype=np.float64)
         for _ in range(self.mc_dropout_samples):
-            for start in range(0, len(x), PREDICT_BATCH):
+            for start in range(0, n, PREDICT_BATCH):
                 part = slice(start, start + PREDICT_BATCH)
                 z = np.asarray(self._logits(x[part], training=True), dtype=np.float64).reshape(-1)
                 p = _sigmoid(z / self.temperature_)
@@ -273,6 +278,7 @@ class StarGalaxyCNN(Stage):
             "offset_": [float(v) for v in self.offset_],
             "norm_": [float(v) for v in self.norm_],
             "temperature_": float(self.temperature_),
+            "training_metrics_": dict(getattr(self, "training_metrics_", {})),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -285,14 +291,21 @@ class StarGalaxyCNN(Stage):
             self.offset_ = np.asarray(state["offset_"], dtype=np.float32)
             self.norm_ = np.asarray(state["norm_"], dtype=np.float32)
             self.temperature_ = float(state["temperature_"])
+            self.training_metrics_ = dict(state.get("training_metrics_", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{self.where}: saved state is incomplete or invalid ({exc!r})") from None
         if not (np.isfinite(self.temperature_) and self.temperature_ > 0):
             raise ModelError(f"{self.where}: saved temperature {self.temperature_!r} is not positive and finite")
 
     def save_artifacts(self, folder: Path) -> None:
+        from astroml_pipe.models.cnn import build_cnn
+
         folder = Path(folder)
-        self.model_.save_weights(str(folder / WEIGHTS_FILE))
+        # A fresh copy of the network holds only the layer weights: saving the trained model
+        # itself would add the optimizer's state (three times the size, useless for inference).
+        clean = build_cnn(self.config_, tuple(self.input_shape_))
+        clean.set_weights(self.model_.get_weights())
+        clean.save_weights(str(folder / WEIGHTS_FILE))
         history = getattr(self, "history_", None)
         if history:
             (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
@@ -373,6 +386,26 @@ def _band_statistics(cropped: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     norm = stretched.std(axis=(0, 2, 3))
     norm = np.where(norm > 0, norm, 1.0)
     return scale.astype(np.float32), offset.astype(np.float32), norm.astype(np.float32)
+
+
+def _validation_metrics(logits: np.ndarray, y: np.ndarray, history: Mapping[str, Any]) -> dict[str, Any]:
+    """What the manifest records about training: epochs, and AUC, accuracy and ECE on the validation rows.
+
+    The validation rows also chose the stopping epoch and the temperature, so
+    these figures are a little optimistic; held-out test data measure the model.
+    """
+    from astroml_pipe.evaluate.classify import classification_metrics
+
+    p = _sigmoid(logits)
+    metrics = classification_metrics(p, y > 0.5)
+    return {
+        "epochs": len(history.get("loss", [])),
+        "best_epoch": int(history.get("best_epoch", [0])[0]) + 1,
+        "n_validation": int(len(y)),
+        "validation_auc": round(float(metrics["roc_auc"]), 6),
+        "validation_accuracy": round(float(np.mean((p >= 0.5) == (y > 0.5))), 6),
+        "validation_ece": round(float(metrics["ece"]), 6),
+    }
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
