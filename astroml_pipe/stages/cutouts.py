@@ -73,13 +73,12 @@ plane) of each band.  :class:`~astroml_pipe.features.morphology.Morphology`
 picks its bands from the stamps by these names, so give ``bands`` that match
 the pipeline's ``columns: bands`` (or the morphology stage's ``bands``).
 
-This metadata lives on the column while the pipeline runs a chunk; it is not
-put in the table's ``meta`` (a stage only adds columns), and catalog files
-store a column's unit and description but not its ``meta``.  So
-:class:`~astroml_pipe.stages.classify.star_galaxy_cnn.StarGalaxyCNN`, which
-compares the table's ``meta["bands"]`` with its training bands, cannot check
-the band names of stamps made by this stage; it still checks their number and
-size (``size`` 44 matches its default ``crop``).
+:class:`~astroml_pipe.stages.classify.star_galaxy_cnn.StarGalaxyCNN` compares
+them with the bands it was trained on (and always checks the number of
+bands and the stamp size; ``size`` 44 matches its default ``crop``).  This
+metadata lives on the column while the pipeline runs a chunk; catalog files
+store a column's unit and description but not its ``meta``, so stamps read
+back from a file are checked by number and size only.
 """
 
 from __future__ import annotations

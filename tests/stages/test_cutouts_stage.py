@@ -112,12 +112,15 @@ def test_pipeline_with_morphology_via_run_catalog(image_scene, tmp_path, monkeyp
 
 
 def test_stamps_fit_the_cnn_input_check(image_scene):
-    """The CNN accepts the stage's stamps (it checks bands x H x W; see the module docs on band names)."""
+    """The CNN accepts the stage's stamps, and reads their band names from the column."""
     table, files, _, _ = image_scene
     out = Cutouts(images=files, size=SIZE, bands=["g", "r"]).run(table)
     cnn = StarGalaxyCNN(crop=SIZE)
     cnn.stamp_shape_, cnn.bands_ = [2, SIZE, SIZE], ["g", "r"]
     cnn._check_stamps(out, np.asarray(out["cutout"]))
+    other = Cutouts(images=files, size=SIZE, bands=["r", "i"]).run(table)
+    with pytest.raises(InputError, match=r"stamps have bands \['r', 'i'\], but the model was trained on \['g', 'r'\]"):
+        cnn._check_stamps(other, np.asarray(other["cutout"]))
     defaults = {p.name: p.default for p in Cutouts.params}
     assert defaults["size"] == StarGalaxyCNN().crop  # the default stamp fits the default crop
 
