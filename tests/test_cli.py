@@ -300,3 +300,14 @@ def test_usage_error_is_status_2():
 def test_debug_shows_traceback(work, tmp_path):
     result = invoke("run", tmp_path / "nope.fits", "--model", work / "model", "--debug")
     assert result.exit_code == 1 and result.exception is not None
+
+
+@pytest.mark.parametrize("kind", ["photometry", "cutouts"])
+def test_simulate_without_the_sim_extra(tmp_path, monkeypatch, kind):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "galsim" else real(name, *a))
+    result = invoke("simulate", kind, "-n", 3, "-o", tmp_path / "s.fits")
+    assert_one_line_error(result, "needs galsim", 'pip install "astroml-pipe[sim]"')
+    assert files_in(tmp_path) == []

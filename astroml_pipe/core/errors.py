@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "ModelError",
+    "MissingDependencyError",
     "AstromlPipeWarning",
 ]
 
@@ -31,6 +32,10 @@ class InputError(AstromlPipeError, ValueError):
 
 class ModelError(AstromlPipeError, RuntimeError):
     """A model is missing, untrained, or was made by an incompatible version."""
+
+
+class MissingDependencyError(AstromlPipeError, ImportError):
+    """An optional dependency that this feature needs is not installed."""
 
 
 class AstromlPipeWarning(UserWarning):

@@ -73,6 +73,7 @@ from tqdm.auto import tqdm
 
 from astroml_pipe import __version__
 from astroml_pipe.core.errors import ConfigError
+from astroml_pipe.simulate import require_sim_extra
 from astroml_pipe.simulate.photometry import M5, draw_population, model_colours
 
 __all__ = ["PRESETS", "ZERO_POINT", "SurveyPreset", "simulate_cutouts"]
@@ -264,6 +265,7 @@ def simulate_cutouts(n: int, *, random_state: int | np.random.Generator | None =
     ConfigError
         If a parameter is out of range; the message names it.
     """
+    require_sim_extra("simulate_cutouts")
     import galsim
 
     if preset not in PRESETS:

@@ -70,6 +70,7 @@ from scipy.special import gammainc, gammaincinv
 
 from astroml_pipe import __version__
 from astroml_pipe.core.errors import ConfigError
+from astroml_pipe.simulate import require_sim_extra
 
 __all__ = ["LSST_BANDS", "M5", "calzetti_k", "draw_population", "lsst_mag_error", "madau_igm_transmission",
            "model_colours", "simulate_photometry", "synthetic_ab_mags"]
@@ -411,6 +412,7 @@ def simulate_photometry(n: int, *, random_state: int | np.random.Generator | Non
     ConfigError
         If a parameter is out of range.
     """
+    require_sim_extra("simulate_photometry")
     bands = tuple(bands)
     if n < 0 or int(n) != n:
         raise ConfigError(f"n must be a non-negative integer, got {n!r}")
