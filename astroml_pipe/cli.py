@@ -258,6 +258,8 @@ def evaluate(result: str, truth: str, task: str, predictions: tuple[str, ...], p
         click.echo(line)
     compared = [figure for figure in layout.figures if figure[0] in layout.compare_keys]
     for name, values in metrics.get(layout.compare, {}).items():
+        if task == "classify" and name == metrics.get("prediction"):
+            continue  # already printed in full above
         click.echo(f"{label} {name}: " + ", ".join(overall_lines(values, align=False, figures=compared)))
     click.echo(json.dumps(metrics))
     if report_dir:
