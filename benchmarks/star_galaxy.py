@@ -52,7 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "astroml_pipe" / "data" / "star_galaxy_pipeline.yaml"
 BANDS = ("u", "g", "r", "i", "z")
 MAG_BINS = (18.0, 20.0, 21.0, 22.0, 23.0, 24.0)
-ZERO_POINT = 31.4  # nJy -> AB, as in astroml_pipe.simulate.cutouts
 
 
 def simulate(n: int, seed: int, neighbours: float):
@@ -64,6 +63,8 @@ def simulate(n: int, seed: int, neighbours: float):
 
 def forest_features(table) -> list[str]:
     """Add measured aperture magnitudes and colours to a table with morphology columns."""
+    from astroml_pipe.simulate.cutouts import ZERO_POINT
+
     names = []
     for b in BANDS:
         flux = np.asarray(table[f"morph_flux5_{b}"], dtype=float)

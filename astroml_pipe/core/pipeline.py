@@ -29,8 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
@@ -43,6 +41,7 @@ from astropy.table import Table
 from astroml_pipe._version import __version__
 from astroml_pipe.core.columns import ColumnMap
 from astroml_pipe.core.errors import AstromlPipeError, ConfigError, InputError, ModelError
+from astroml_pipe.core.folders import staged_folder
 from astroml_pipe.core.params import close_matches, did_you_mean
 from astroml_pipe.core.registry import get_stage_class
 from astroml_pipe.core.stage import Stage, check_unique_outputs
@@ -341,16 +340,7 @@ class Pipeline:
             raise InputError(f"model folder '{folder}' already exists; choose another or pass --overwrite")
         if not self.is_fitted:
             raise ModelError(f"pipeline {self.name!r} is not trained; nothing to save")
-        parent = folder.resolve().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
-            umask = os.umask(0)
-            os.umask(umask)
-            tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is shareable
-        except OSError as exc:
-            raise InputError(f"cannot write model folder '{folder}': {exc.strerror or exc}") from None
-        try:
+        with staged_folder(folder, what="model folder") as tmp:
             self.to_yaml(tmp / PIPELINE_FILE)
             for stage in self.stages:
                 stage.save(tmp / stage.label)
@@ -371,12 +361,6 @@ class Pipeline:
                 "metrics": self.manifest.get("metrics", {}),
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.manifest = manifest
         log.info("saved trained pipeline %s to %s", ident, folder)
         return folder

@@ -12,19 +12,16 @@ beside it first, so an error leaves no partial report behind.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from astroml_pipe.core.errors import InputError
+from astroml_pipe.core.folders import staged_folder
 from astroml_pipe.evaluate.classify import ECE_BINS, GALAXY_COMPLETENESS, STAR_PURITY
 
 __all__ = [
@@ -235,7 +232,7 @@ def write_report(
         If the folder cannot be written.
     """
     folder = Path(report_dir)
-    with _staged(folder) as tmp:
+    with staged_folder(folder, what="report folder", merge=True) as tmp:
         for name, draw in plots.values():
             draw(tmp / name)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
@@ -243,36 +240,6 @@ def write_report(
         (tmp / "report.html").write_text(page, encoding="utf-8")
     log.info("wrote %s", folder / "report.html")
     return folder / "report.html"
-
-
-@contextlib.contextmanager
-def _staged(folder: Path) -> Iterator[Path]:
-    """A temporary folder beside ``folder``, moved into its place when the block ends without error."""
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise InputError(f"cannot write report folder '{folder}': it is a file")
-        parent = folder.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise InputError(f"cannot write report folder '{folder}': {exc.strerror or exc}") from None
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a report is for sharing
-        if folder.is_dir():
-            for path in sorted(tmp.iterdir()):
-                os.replace(path, folder / path.name)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, folder)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(f"cannot write report folder '{folder}': {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _page(metrics: Mapping[str, Any], pngs: Mapping[str, str], source: str | None, layout: ReportLayout) -> str:
