@@ -87,6 +87,8 @@ def test_bundled_star_galaxy_model(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     # The bundled CNN separates stars from galaxies like its training set (r = 18-24, LSST-like).
     assert metrics["roc_auc"] > 0.99 and metrics["ece"] < 0.05
+    # Its p_galaxy is stacked; evaluate compares it with the CNN alone, calibrated and raw.
+    assert list(metrics["compare"]) == ["p_galaxy", "p_galaxy_cnn", "p_galaxy_raw"]
     # Stamps of another shape are refused with one line naming what the model expects.
     result = invoke("simulate", "cutouts", "-n", 5, "--bands", "g,r,i", "-o", tmp_path / "three.fits", "-q")
     assert result.exit_code == 0

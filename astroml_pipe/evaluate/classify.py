@@ -404,8 +404,9 @@ def evaluate_classification(
     others : sequence of str or "auto"
         Further probability columns whose overall metrics are compared with
         those of ``prediction`` (under ``compare``); ``"auto"`` (default)
-        takes ``<prediction>_raw`` (the uncalibrated probability) when
-        present.
+        takes ``<prediction>_cnn`` (the CNN alone, when ``p_galaxy`` is
+        stacked) and ``<prediction>_raw`` (the uncalibrated probability)
+        when present.
     magnitude : str or None
         Column for the magnitude bins; ``"auto"`` (default) takes ``mag_r``
         when present, else ``mag_i`` when present, else none.  ``None``
@@ -445,7 +446,8 @@ def evaluate_classification(
     with open_result(result, hdu=hdu, source=source) as opened:
         available, source = opened.available, opened.source
         if isinstance(others, str):
-            others = [name for name in (f"{prediction}_raw",) if name in available] if others == AUTO else [others]
+            auto = [name for name in (f"{prediction}_cnn", f"{prediction}_raw") if name in available]
+            others = auto if others == AUTO else [others]
         probabilities = list(dict.fromkeys([prediction, *others]))
         require(available, truth, source)
         check_numeric(truth, *available[truth], source, expected=_TRUTH_EXPECTED)

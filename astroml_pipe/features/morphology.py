@@ -66,7 +66,7 @@ from astroml_pipe.core.errors import ConfigError, InputError
 from astroml_pipe.core.params import Param
 from astroml_pipe.core.stage import Stage
 
-__all__ = ["Morphology", "FEATURES", "morphology_columns", "measure_morphology"]
+__all__ = ["Morphology", "FEATURES", "morphology_columns", "measure_morphology", "aperture_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,9 @@ def morphology_columns(bands: Sequence[str], features: Sequence[str] | None = No
     return [f"morph_{f}_{b}" for f in features for b in bands]
 
 
-def _aperture(dist: np.ndarray, radius: float) -> np.ndarray:
+def aperture_weights(dist: np.ndarray, radius: float) -> np.ndarray:
+    """Weights of a circular aperture of ``radius`` pixels: 1 inside, 0 outside, linear over the
+    one-pixel ring where ``dist`` (pixel-centre distance from the aperture centre) crosses the edge."""
     return np.clip(radius + 0.5 - dist, 0.0, 1.0, dtype=np.float32)
 
 
@@ -246,9 +248,9 @@ def measure_morphology(
     dist = np.sqrt(dx * dx + dy * dy)  # (n, H, W)
 
     r_total = min(h, w) / 2.0 - 1.0
-    flux2 = np.einsum("nbhw,nhw->nb", clean, _aperture(dist, r_small))
-    flux5 = np.einsum("nbhw,nhw->nb", clean, _aperture(dist, r_large))
-    total = np.einsum("nbhw,nhw->nb", clean, _aperture(dist, r_total))
+    flux2 = np.einsum("nbhw,nhw->nb", clean, aperture_weights(dist, r_small))
+    flux5 = np.einsum("nbhw,nhw->nb", clean, aperture_weights(dist, r_large))
+    total = np.einsum("nbhw,nhw->nb", clean, aperture_weights(dist, r_total))
 
     peak = _peak(clean, dist)
     inside = (dist <= r_large)[:, None]

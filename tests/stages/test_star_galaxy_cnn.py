@@ -160,3 +160,52 @@ def test_batch_norm_double_convs_and_lr_reduction(tmp_path):
     batch_logits = np.asarray(logit_model(free)(x, training=True)).ravel()
     assert np.abs(batch_logits - np.asarray(loaded._logits(x)).ravel()).mean() > 1e-2
 
+
+
+def test_stamp_photometry_of_a_point_source():
+    from astroml_pipe.stages.classify.star_galaxy_cnn import stamp_photometry
+
+    stamps = np.zeros((2, 3, 11, 11))
+    stamps[0, :, 5, 5] = [40.0, 20.0, 10.0]  # a point source at the centre, brightest in the first band
+    stamps[0, :, 0, 0] = 1e6  # outside the 3-pixel aperture: ignored
+    scale = np.array([1.0, 2.0, 0.5])
+    out = stamp_photometry(stamps, scale, radius=3.0)
+    assert out.shape == (2, 3)
+    from astroml_pipe.features.morphology import aperture_weights
+
+    yy, xx = np.mgrid[:11, :11]
+    root = np.sqrt(np.sum(aperture_weights(np.hypot(yy - 5, xx - 5), 3.0).astype(float) ** 2))
+    mu = -np.arcsinh(np.array([40.0, 20.0, 10.0]) / (2 * scale * root))
+    np.testing.assert_allclose(out[0, :2], mu[:-1] - mu[1:])
+    np.testing.assert_allclose(out[0, 2], -np.arcsinh(70.0 / (2 * root * np.sqrt(np.sum(scale ** 2)))))
+    np.testing.assert_array_equal(out[1], 0.0)  # blank stamps: zero colours and zero asinh magnitude
+
+
+def test_stacking_on_stamp_photometry(trained, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    stage, test, out = trained
+    stacked = StarGalaxyCNN(**TINY, stack_photometry=True).fit(stage.train_table)
+    assert [c.name for c in stacked.provides()] == ["p_galaxy", "p_galaxy_raw", "p_galaxy_cnn"]
+    result = stacked.run(test)
+    # The network is trained exactly as without stacking; the stacker only adds p_galaxy.
+    np.testing.assert_array_equal(result["p_galaxy_cnn"], out["p_galaxy"])
+    np.testing.assert_array_equal(result["p_galaxy_raw"], out["p_galaxy_raw"])
+    p = np.asarray(result["p_galaxy"])
+    assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
+    assert not np.allclose(p, result["p_galaxy_cnn"])
+    assert roc_auc_score(np.asarray(test["is_galaxy"]), p) > 0.85
+    metrics = stacked.training_metrics_
+    assert 0.5 < metrics["stacked_validation_auc"] <= 1 and 0 <= metrics["stacked_validation_ece"] < 0.5
+    assert metrics["validation_auc"] == stage.training_metrics_["validation_auc"]
+    folder = stacked.save(tmp_path / "stacked")
+    assert (folder / "stacker.skops").is_file()
+    loaded = StarGalaxyCNN.load(folder)
+    np.testing.assert_array_equal(loaded.run(test)["p_galaxy"], p)
+    mc = StarGalaxyCNN(**TINY, stack_photometry=True, mc_dropout_samples=3)
+    mc.load_state_dict(loaded.state_dict())
+    mc.model_, mc._logits, mc.stacker_ = loaded.model_, loaded._logits, loaded.stacker_
+    assert np.all(np.isfinite(mc.run(test[:20])["p_galaxy_std"]))
+    (folder / "stacker.skops").unlink()
+    with pytest.raises(ModelError, match="has no stacker.skops"):
+        StarGalaxyCNN.load(folder)

@@ -27,6 +27,25 @@ Training
     scaling corrects over- or under-confidence, not a change of class
     balance between training and application data.
 
+Stacking on the stamp's photometry (``stack_photometry``)
+    Faint stars and galaxies differ in colour as well as in shape, and a
+    CNN trained on a few tens of thousands of stamps uses the colours less
+    well than a tree model on measured colours does.  With
+    ``stack_photometry: true`` a scikit-learn
+    ``HistGradientBoostingClassifier`` is fitted on the training rows after
+    the network, and its AUC, accuracy and ECE on the validation rows are
+    recorded (``stacked_validation_*`` in the manifest).  Its inputs are
+    the CNN logit and photometry measured on the same cropped stamps
+    (:func:`stamp_photometry`): in a circular aperture of radius
+    ``PHOTOMETRY_RADIUS`` pixels about the stamp centre, the flux ``F_b``
+    of each band gives the asinh magnitude ``mu_b = arcsinh(F_b / (2
+    sigma_b))`` (``sigma_b`` the aperture's noise from the band's
+    background scale); the features are the colours of adjacent bands and
+    the asinh magnitude of the band-summed flux.  ``p_galaxy`` is then the
+    stacker's probability, ``p_galaxy_cnn`` the temperature-calibrated CNN
+    probability and ``p_galaxy_raw`` the network's own.  Nothing but the
+    stamps is used, so the stage still needs only the cutout column.
+
 MC dropout
     With ``mc_dropout_samples > 0`` the network is also run that many
     times with dropout active, and the standard deviation of the calibrated
@@ -36,9 +55,11 @@ MC dropout
 Saved model
     ``stage.json`` holds the architecture configuration, input shape and
     preprocessing statistics; ``weights.weights.h5`` the weights
-    (``model.save_weights``).  Loading rebuilds the network from the
-    configuration and loads the weights, so no Keras model file is
-    deserialised.  ``history.json`` and ``history.png`` record training.
+    (``model.save_weights``); with stacking, ``stacker.skops`` holds the
+    stacker (skops, loaded with an explicit list of trusted types).  Loading
+    rebuilds the network from the configuration and loads the weights, so
+    no Keras model file is deserialised.  ``history.json`` and
+    ``history.png`` record training.
 
 TensorFlow is imported only when the stage trains, loads or predicts.
 """
@@ -66,6 +87,11 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FILE = "weights.weights.h5"
 HISTORY_FILE = "history.json"
 HISTORY_PLOT = "history.png"
+STACKER_FILE = "stacker.skops"
+#: Radius in pixels of the aperture of the stacker's photometry.
+PHOTOMETRY_RADIUS = 5.0
+#: The only types a saved stacker may contain besides skops' defaults (``skops.io.get_untrusted_types``).
+STACKER_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 #: Images per forward pass when predicting.
 PREDICT_BATCH = 1024
 _LOG_T_BOUNDS = (np.log(0.05), np.log(20.0))
@@ -102,7 +128,12 @@ class StarGalaxyCNN(Stage):
               choices=("balanced",), nullable=True),
         Param("random_state", int, 0, "Seed of the split, the weights, augmentation and dropout."),
         Param("mc_dropout_samples", int, 0, "Forward passes with dropout for p_galaxy_std (0: off).", minimum=0),
+        Param("stack_photometry", bool, False,
+              "Fit gradient-boosted trees that combine the CNN logit with aperture colours and magnitude "
+              "measured on the stamps; p_galaxy is then their probability."),
     )
+    #: The fitted stacker (``stack_photometry``), else None.
+    stacker_: Any = None
 
     def validate(self) -> None:
         if not self.filters or any(f < 1 for f in self.filters):
@@ -125,6 +156,11 @@ class StarGalaxyCNN(Stage):
             Col("p_galaxy", "", "float32", "probability that the source is a galaxy (CNN, temperature-calibrated)"),
             Col("p_galaxy_raw", "", "float32", "probability that the source is a galaxy (CNN, uncalibrated)"),
         ]
+        if self.stack_photometry:
+            cols[0] = Col("p_galaxy", "", "float32",
+                          "probability that the source is a galaxy (CNN logit stacked with stamp photometry)")
+            cols.append(Col("p_galaxy_cnn", "", "float32",
+                            "probability that the source is a galaxy (CNN alone, temperature-calibrated)"))
         if self.mc_dropout_samples > 0:
             cols.append(Col("p_galaxy_std", "", "float32",
                             f"standard deviation of p_galaxy over {self.mc_dropout_samples} MC-dropout passes"))
@@ -221,10 +257,24 @@ class StarGalaxyCNN(Stage):
         self._logits = logit_model(model)
         logits = self._predict_logits(x[val])
         self.temperature_ = fit_temperature(logits, y[val])
-        self.training_metrics_ = _validation_metrics(logits / self.temperature_, y[val], history)
-        self.training_metrics_.update(n_train=int(len(train)), n_stars=int(len(y) - n_gal), n_galaxies=n_gal,
-                                      temperature=round(self.temperature_, 6))
+        self.training_metrics_ = {
+            "epochs": len(history.get("loss", [])),
+            "best_epoch": int(history.get("best_epoch", [0])[0]) + 1,
+            "n_validation": int(len(val)),
+            **_probability_metrics(_sigmoid(logits / self.temperature_), y[val], "validation"),
+            "n_train": int(len(train)), "n_stars": int(len(y) - n_gal), "n_galaxies": n_gal,
+            "temperature": round(self.temperature_, 6),
+        }
         logger.info("%s: temperature %.3f from %d validation stamps", self.where, self.temperature_, len(val))
+        self.stacker_ = None
+        if self.stack_photometry:
+            inputs = self._stacker_inputs(self._predict_logits(x[train]), cropped[train])
+            self.stacker_ = _fit_stacker(inputs, y[train], self.random_state)
+            p_val = self._probability(logits, stamp_photometry(cropped[val], self.scale_, PHOTOMETRY_RADIUS))
+            self.training_metrics_.update(_probability_metrics(p_val, y[val], "stacked_validation"))
+            logger.info("%s: stacker fitted on %d training stamps; validation AUC %.5f (CNN alone %.5f)",
+                        self.where, len(train), self.training_metrics_["stacked_validation_auc"],
+                        self.training_metrics_["validation_auc"])
         return self
 
     # -- applying ----------------------------------------------------------------
@@ -233,18 +283,38 @@ class StarGalaxyCNN(Stage):
             return np.zeros(0, dtype=np.float32)
         return np.asarray(self._logits.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32).reshape(-1)
 
+    def _stacker_inputs(self, logits: np.ndarray, cropped: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.asarray(logits, dtype=np.float64),
+                                stamp_photometry(cropped, self.scale_, PHOTOMETRY_RADIUS)])
+
+    def _probability(self, logits: np.ndarray, photometry: np.ndarray | None) -> np.ndarray:
+        """``p_galaxy`` from logits: the stacker's probability given the stamps' photometry, or
+        (``photometry`` None) the temperature-calibrated sigmoid."""
+        if photometry is None:
+            return _sigmoid(logits / self.temperature_)
+        if len(logits) == 0:
+            return np.zeros(0, dtype=np.float32)
+        inputs = np.column_stack([np.asarray(logits, dtype=np.float64), photometry])
+        return self.stacker_.predict_proba(inputs)[:, 1].astype(np.float32)
+
     def compute(self, table: Table) -> Mapping[str, np.ndarray]:
         stamps = self._stamps(table)
         self._check_stamps(table, stamps)
-        x = self._normalise(self._crop(stamps))
+        cropped = self._crop(stamps)
+        x = self._normalise(cropped)
         logits = self._predict_logits(x)
-        out = {"p_galaxy": _sigmoid(logits / self.temperature_), "p_galaxy_raw": _sigmoid(logits)}
+        photometry = None
+        if self.stacker_ is not None:
+            photometry = stamp_photometry(cropped, self.scale_, PHOTOMETRY_RADIUS)
+        out = {"p_galaxy": self._probability(logits, photometry), "p_galaxy_raw": _sigmoid(logits)}
+        if photometry is not None:
+            out["p_galaxy_cnn"] = _sigmoid(logits / self.temperature_)
         if self.mc_dropout_samples > 0:
-            out["p_galaxy_std"] = self._mc_dropout_std(x)
+            out["p_galaxy_std"] = self._mc_dropout_std(x, photometry)
         return out
 
-    def _mc_dropout_std(self, x: np.ndarray) -> np.ndarray:
-        """Standard deviation of calibrated probabilities over passes with dropout active.
+    def _mc_dropout_std(self, x: np.ndarray, photometry: np.ndarray | None) -> np.ndarray:
+        """Standard deviation of ``p_galaxy`` over passes with dropout active.
 
         Batch normalisation layers are frozen (``trainable = False``), which
         keeps them on their learned statistics while ``training=True``
@@ -260,7 +330,7 @@ class StarGalaxyCNN(Stage):
             for start in range(0, n, PREDICT_BATCH):
                 part = slice(start, start + PREDICT_BATCH)
                 z = np.asarray(self._logits(x[part], training=True), dtype=np.float64).reshape(-1)
-                p = _sigmoid(z / self.temperature_)
+                p = self._probability(z, None if photometry is None else photometry[part])
                 mean[part] += p
                 sq[part] += p * p
         k = self.mc_dropout_samples
@@ -310,6 +380,10 @@ class StarGalaxyCNN(Stage):
         if history:
             (folder / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
             _plot_history(history, folder / HISTORY_PLOT)
+        if self.stacker_ is not None:
+            import skops.io as sio
+
+            sio.dump(self.stacker_, folder / STACKER_FILE)
 
     def load_artifacts(self, folder: Path) -> None:
         from astroml_pipe.models.cnn import build_cnn, logit_model
@@ -333,6 +407,14 @@ class StarGalaxyCNN(Stage):
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
         self.model_ = model
         self._logits = logit_model(model)
+        self.stacker_ = None
+        if self.stack_photometry:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            from astroml_pipe.models.tabular import load_skops
+
+            self.stacker_ = load_skops(Path(folder) / STACKER_FILE, STACKER_TRUSTED_TYPES,
+                                       HistGradientBoostingClassifier)
         history_path = Path(folder) / HISTORY_FILE
         if history_path.exists():
             try:
@@ -342,6 +424,50 @@ class StarGalaxyCNN(Stage):
 
 
 # -- helpers -----------------------------------------------------------------------
+def stamp_photometry(cropped: np.ndarray, scale: np.ndarray, radius: float) -> np.ndarray:
+    """Aperture colours and magnitude of stamps: the stacker's photometric inputs.
+
+    Parameters
+    ----------
+    cropped : ndarray
+        Stamps ``(n, bands, H, W)``, background-subtracted and finite.
+    scale : ndarray
+        Background noise per pixel of each band (same units as the stamps).
+    radius : float
+        Radius in pixels of the circular aperture about the stamp centre.
+
+    Returns
+    -------
+    ndarray
+        ``(n, bands)`` float64: the ``bands - 1`` colours ``mu_b - mu_(b+1)``
+        of adjacent bands, then the asinh magnitude of the band-summed flux,
+        where ``mu = -arcsinh(F / (2 sigma))`` for an aperture flux ``F`` of
+        noise ``sigma`` (a magnitude-like scale, brighter is smaller, in
+        units of ln 10 / 2.5 mag for bright sources; finite for faint and
+        negative fluxes).
+    """
+    from astroml_pipe.features.morphology import aperture_weights
+
+    height, width = cropped.shape[2:]
+    yy, xx = np.mgrid[:height, :width]
+    weights = aperture_weights(np.hypot(yy - (height - 1) / 2, xx - (width - 1) / 2), radius).astype(np.float64)
+    flux = np.einsum("nbyx,yx->nb", cropped, weights, dtype=np.float64)
+    sigma = np.asarray(scale, dtype=np.float64) * np.sqrt(np.sum(weights ** 2))
+    mu = -np.arcsinh(flux / (2.0 * sigma))
+    total = -np.arcsinh(flux.sum(axis=1) / (2.0 * np.sqrt(np.sum(sigma ** 2))))
+    return np.column_stack([-np.diff(mu, axis=1), total])
+
+
+def _fit_stacker(inputs: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """Gradient-boosted trees on the stacker inputs, with fixed settings (no early stopping, so
+    no further split of the rows)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    stacker = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, early_stopping=False,
+                                             random_state=seed)
+    return stacker.fit(inputs, (y > 0.5).astype(int))
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
@@ -388,23 +514,20 @@ def _band_statistics(cropped: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return scale.astype(np.float32), offset.astype(np.float32), norm.astype(np.float32)
 
 
-def _validation_metrics(logits: np.ndarray, y: np.ndarray, history: Mapping[str, Any]) -> dict[str, Any]:
-    """What the manifest records about training: epochs, and AUC, accuracy and ECE on the validation rows.
+def _probability_metrics(p: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
+    """``<prefix>_auc``, ``_accuracy`` and ``_ece`` of probabilities ``p`` for 0/1 labels ``y``.
 
-    The validation rows also chose the stopping epoch and the temperature, so
-    these figures are a little optimistic; held-out test data measure the model.
+    On the validation rows, which also chose the stopping epoch and the
+    temperature, these figures are a little optimistic; held-out test data
+    measure the model.
     """
     from astroml_pipe.evaluate.classify import classification_metrics
 
-    p = _sigmoid(logits)
     metrics = classification_metrics(p, y > 0.5)
     return {
-        "epochs": len(history.get("loss", [])),
-        "best_epoch": int(history.get("best_epoch", [0])[0]) + 1,
-        "n_validation": int(len(y)),
-        "validation_auc": round(float(metrics["roc_auc"]), 6),
-        "validation_accuracy": round(float(np.mean((p >= 0.5) == (y > 0.5))), 6),
-        "validation_ece": round(float(metrics["ece"]), 6),
+        f"{prefix}_auc": round(float(metrics["roc_auc"]), 6),
+        f"{prefix}_accuracy": round(float(np.mean((p >= 0.5) == (y > 0.5))), 6),
+        f"{prefix}_ece": round(float(metrics["ece"]), 6),
     }
 
 
