@@ -60,7 +60,8 @@ stages:
 
 
 def tiny_pipeline_yaml(kind: str = "catboost") -> str:
-    extra = "iterations: 30, n_bins: 12" if kind == "catboost" else "n_estimators: 20"
+    extra = {"catboost": "iterations: 30, n_bins: 12", "random_forest": "n_estimators: 20",
+             "mlp": "n_bins: 20, hidden_layers: [32, 32], n_networks: 2, max_epochs: 60, patience: 8"}[kind]
     return PIPELINE_YAML.format(kind=kind, extra=extra)
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from astroml_pipe.core.errors import AstromlPipeWarning, ModelError
 
-__all__ = ["threads", "training_medians", "impute", "load_skops"]
+__all__ = ["threads", "training_medians", "impute", "fit_standardizer", "standardize", "load_standardizer",
+           "load_skops"]
 
 
 def threads(n_jobs: int | None) -> int:
@@ -65,6 +66,54 @@ def impute(X: np.ndarray, medians: np.ndarray, dtype: type = np.float32) -> np.n
     if bad.any():
         X[bad] = np.broadcast_to(medians, X.shape)[bad]
     return X
+
+
+def fit_standardizer(X: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Medians for missing values, then means and standard deviations, of training features.
+
+    Non-finite features are replaced by the training median of their column
+    (see :func:`training_medians`); the mean and standard deviation are
+    computed after that replacement.  A constant column gets scale 1.
+
+    Returns
+    -------
+    medians, mean, scale : numpy.ndarray
+        ``float64`` arrays of shape ``(n_features,)``, for :func:`standardize`.
+    """
+    medians = training_medians(X, where).astype(np.float64)
+    filled = impute(X, medians, np.float64)
+    mean = filled.mean(axis=0)
+    scale = filled.std(axis=0)
+    scale[~(scale > 0)] = 1.0
+    return medians, mean, scale
+
+
+def standardize(X: np.ndarray, medians: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                dtype: type = np.float64) -> np.ndarray:
+    """``(X - mean) / scale`` with non-finite entries first replaced by ``medians`` (a new array)."""
+    out = impute(X, medians, dtype)
+    out -= mean.astype(dtype)
+    out /= scale.astype(dtype)
+    return out
+
+
+def load_standardizer(state: dict, n_features: int, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``medians_``, ``mean_`` and ``scale_`` of a saved state, checked against the number of features.
+
+    Raises
+    ------
+    ModelError
+        A value is missing or has the wrong length.
+    """
+    values = []
+    for key in ("medians_", "mean_", "scale_"):
+        if key not in state:
+            raise ModelError(f"{where}: saved state has no {key}")
+        value = np.asarray(state[key], dtype=np.float64)
+        if value.shape != (n_features,):
+            raise ModelError(f"{where}: saved {key} has {value.size} values for {n_features} features")
+        values.append(value)
+    return values[0], values[1], values[2]
 
 
 def load_skops(path: Path, trusted: list[str], expected: type) -> object:

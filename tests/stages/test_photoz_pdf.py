@@ -3,7 +3,7 @@ import pytest
 from astropy.table import Table
 
 from astroml_pipe.core.errors import ConfigError, InputError
-from astroml_pipe.stages.photoz.catboost import bin_basis
+from astroml_pipe.stages.photoz.binned import bin_basis
 from astroml_pipe.stages.photoz.pdf import PdfGrid, grid_meta, normalize, quantize, read_pdf, summarize, trapezoid_weights
 
 

@@ -9,7 +9,7 @@ from astroml_pipe.evaluate.photoz import photoz_metrics
 from astroml_pipe.stages.photoz import read_pdf
 
 
-@pytest.mark.parametrize("kind", ["catboost", "random_forest"])
+@pytest.mark.parametrize("kind", ["catboost", "random_forest", "mlp"])
 def test_learns_redshift_and_intervals_cover(kind, tiny_yaml, make_catalog):
     pipe = Pipeline.from_yaml(tiny_yaml(kind)).fit(make_catalog(3000, seed=5))
     test = make_catalog(1000, seed=6)

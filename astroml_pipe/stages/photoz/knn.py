@@ -41,7 +41,7 @@ import numpy as np
 from astroml_pipe.core.errors import AstromlPipeWarning, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS, PhotoZStage
-from astroml_pipe.models.tabular import impute, training_medians
+from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, standardize
 from astroml_pipe.stages.photoz.votes import KernelCache, smoothed_histogram
 
 __all__ = ["KNNPhotoZ"]
@@ -75,12 +75,8 @@ class KNNPhotoZ(PhotoZStage):
 
     # -- learning --------------------------------------------------------------------
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.medians_ = training_medians(X, self.where)
-        filled = impute(X, self.medians_, np.float64)
-        self.mean_ = filled.mean(axis=0)
-        scale = filled.std(axis=0)
-        scale[~(scale > 0)] = 1.0  # a constant feature does not take part in distances
-        self.scale_ = scale
+        # A constant feature gets scale 1, so it does not take part in distances.
+        self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         if self.n_neighbors > len(y):
             warnings.warn(
                 f"{self.where}: n_neighbors={self.n_neighbors} but only {len(y)} training rows; "
@@ -88,7 +84,7 @@ class KNNPhotoZ(PhotoZStage):
                 AstromlPipeWarning,
                 stacklevel=3,
             )
-        self._build(np.ascontiguousarray((filled - self.mean_) / self.scale_), np.asarray(y, dtype=np.float64))
+        self._build(np.ascontiguousarray(self.transform(X)), np.asarray(y, dtype=np.float64))
 
     def _build(self, train_features: np.ndarray, train_redshifts: np.ndarray) -> None:
         """Set the training set and rebuild the neighbour search on it."""
@@ -112,10 +108,7 @@ class KNNPhotoZ(PhotoZStage):
         numpy.ndarray
             ``float64`` array of the same shape.
         """
-        scaled = impute(X, self.medians_, np.float64)
-        scaled -= self.mean_
-        scaled /= self.scale_
-        return scaled
+        return standardize(X, self.medians_, self.mean_, self.scale_)
 
     # -- applying --------------------------------------------------------------------
     def kneighbors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,12 +162,7 @@ class KNNPhotoZ(PhotoZStage):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        n_features = len(self.features_)
-        for key in ("medians_", "mean_", "scale_"):
-            value = np.asarray(state[key], dtype=np.float64)
-            if value.shape != (n_features,):
-                raise ModelError(f"{self.where}: saved {key} has {value.size} values for {n_features} features")
-            setattr(self, key, value)
+        self.medians_, self.mean_, self.scale_ = load_standardizer(state, len(self.features_), self.where)
 
     def save_artifacts(self, folder: Path) -> None:
         np.save(folder / FEATURES_FILE, self.train_features_, allow_pickle=False)

@@ -1,0 +1,186 @@
+"""Neural-network photometric redshifts: a committee of small dense networks classifying into redshift bins.
+
+Features
+--------
+Non-finite features (NaN: not observed) are replaced by their training
+median and every feature is standardised with the training mean and
+standard deviation (:func:`~astroml_pipe.models.tabular.fit_standardizer`;
+saved in ``stage.json`` as ``medians_``, ``mean_`` and ``scale_``).
+
+Networks
+--------
+Each network is a multi-layer perceptron (scikit-learn's
+``MLPClassifier``: ReLU hidden layers of ``hidden_layers`` units, a softmax
+output over the ``n_bins`` quantile redshift bins, Adam, L2 penalty
+``alpha``), trained for at most ``max_epochs`` passes over the training
+rows.  A fraction ``early_stopping_fraction`` of those rows is held out and
+training stops when its log-loss has not improved for ``patience`` epochs;
+the weights of the best epoch are kept.  ``n_networks`` networks, each with
+its own seed and held-out rows, form a committee (as in ANNz, Collister &
+Lahav 2004): their bin probabilities are averaged, which lowers the
+scatter of a single network.  The logarithm of the averaged probabilities
+is the raw output from which the PDF is made as described in
+:mod:`astroml_pipe.stages.photoz.binned` (temperature scaling, smoothing
+and the PIT recalibration of every photo-z stage).
+
+Saving
+------
+No pickle: the weights and biases of every layer of every network are saved
+in ``networks.npz`` (read with ``allow_pickle=False``) and the forward pass
+is done in NumPy (float32), so scikit-learn is not needed to apply a model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from astroml_pipe.core.errors import ConfigError, ModelError
+from astroml_pipe.core.params import Param
+from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, standardize
+from astroml_pipe.stages.photoz.base import COMMON_PARAMS
+from astroml_pipe.stages.photoz.binned import BinnedPhotoZ
+
+__all__ = ["MLPPhotoZ"]
+
+log = logging.getLogger(__name__)
+
+NETWORKS_FILE = "networks.npz"
+#: Smallest improvement of the held-out log-loss that counts as one.
+MIN_DELTA = 1e-4
+
+
+class MLPPhotoZ(BinnedPhotoZ):
+    """Photometric redshifts from a committee of dense networks classifying objects into redshift bins."""
+
+    name = "photoz.mlp"
+    params = COMMON_PARAMS + (
+        Param("n_bins", int, 60, "Number of redshift bins (classes), cut at quantiles of the training redshifts.",
+              minimum=2),
+        Param("hidden_layers", list, [64, 64, 64], "Units of each hidden (ReLU) layer.", item_type=int),
+        Param("n_networks", int, 5, "Networks in the committee, each with its own seed and held-out rows.",
+              minimum=1),
+        Param("alpha", float, 1e-4, "L2 penalty on the weights.", minimum=0.0),
+        Param("learning_rate", float, 1e-3, "Adam learning rate.", minimum=0.0),
+        Param("batch_size", int, 200, "Rows per gradient step.", minimum=1),
+        Param("max_epochs", int, 300, "Largest number of passes over the training rows.", minimum=1),
+        Param("patience", int, 20, "Epochs without a better held-out log-loss before a network stops.", minimum=1),
+        Param("early_stopping_fraction", float, 0.1,
+              "Fraction of each network's training rows held out for early stopping.", minimum=0.01, maximum=0.5),
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.hidden_layers or any(units < 1 for units in self.hidden_layers):
+            raise ConfigError(f"{self.where}: parameter 'hidden_layers' must be a non-empty list of positive integers")
+
+    # -- learning --------------------------------------------------------------------
+    def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
+        from tqdm.auto import tqdm
+
+        labels = self._bins(y)
+        self.classes_ = np.arange(len(self.bin_edges_) - 1)
+        self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
+        x = standardize(X, self.medians_, self.mean_, self.scale_)
+        seed = self.random_state if self.random_state is not None else 0
+        self.networks_ = []
+        self.epochs_ = []
+        for k in tqdm(range(self.n_networks), desc="networks", unit="net", leave=False,
+                      disable=not log.isEnabledFor(logging.INFO)):
+            weights, epochs = self._train_network(x, labels, seed + k)
+            self.networks_.append(weights)
+            self.epochs_.append(epochs)
+        log.info("%s: %d networks trained for %s epochs", self.where, self.n_networks, self.epochs_)
+
+    def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[list[np.ndarray], int]:
+        """One network, early-stopped on the log-loss of its own held-out rows: (layers, best epoch)."""
+        from sklearn.metrics import log_loss
+        from sklearn.neural_network import MLPClassifier
+
+        order = np.random.default_rng(seed).permutation(len(labels))
+        n_stop = max(1, int(round(self.early_stopping_fraction * len(labels))))
+        held, train = order[:n_stop], order[n_stop:]
+        net = MLPClassifier(hidden_layer_sizes=tuple(self.hidden_layers), alpha=self.alpha,
+                            learning_rate_init=self.learning_rate, batch_size=min(self.batch_size, len(train)),
+                            random_state=seed)
+        best, best_weights, best_epoch, waited = np.inf, None, 0, 0
+        for epoch in range(self.max_epochs):
+            net.partial_fit(x[train], labels[train], classes=self.classes_)
+            loss = log_loss(labels[held], net.predict_proba(x[held]), labels=self.classes_)
+            if loss < best - MIN_DELTA:
+                best, best_epoch, waited = loss, epoch + 1, 0
+                best_weights = [copy.deepcopy(net.coefs_), copy.deepcopy(net.intercepts_)]
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        layers = []
+        for weight, bias in zip(*best_weights):
+            layers += [np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)]
+        return layers, best_epoch
+
+    # -- applying --------------------------------------------------------------------
+    def _predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """Log of the committee's mean bin probabilities, shape ``(n, n_bins)``."""
+        x = standardize(X, self.medians_, self.mean_, self.scale_, np.float32)
+        mean = np.zeros((len(X), len(self.classes_)), dtype=np.float32)
+        for layers in self.networks_:
+            h = x
+            for i in range(0, len(layers) - 2, 2):
+                h = h @ layers[i]
+                h += layers[i + 1]
+                np.maximum(h, 0.0, out=h)
+            logits = h @ layers[-2]
+            logits += layers[-1]
+            logits -= logits.max(axis=1, keepdims=True)
+            np.exp(logits, out=logits)
+            logits /= logits.sum(axis=1, keepdims=True)
+            mean += logits
+        mean /= len(self.networks_)
+        return np.log(np.maximum(mean, np.float32(1e-30)))
+
+    # -- persistence -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "medians_": self.medians_.tolist(),
+            "mean_": self.mean_.tolist(),
+            "scale_": self.scale_.tolist(),
+            "epochs_": [int(e) for e in self.epochs_],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.medians_, self.mean_, self.scale_ = load_standardizer(state, len(self.features_), self.where)
+        self.epochs_ = [int(e) for e in state.get("epochs_", [])]
+
+    def save_artifacts(self, folder: Path) -> None:
+        arrays = {f"net{k}_layer{i}": array for k, layers in enumerate(self.networks_) for i, array in enumerate(layers)}
+        np.savez(folder / NETWORKS_FILE, **arrays)
+
+    def load_artifacts(self, folder: Path) -> None:
+        path = Path(folder) / NETWORKS_FILE
+        if not path.exists():
+            raise ModelError(f"model folder '{folder}' has no {NETWORKS_FILE}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (ValueError, OSError) as exc:
+            raise ModelError(f"'{path}' is not a readable .npz file of network weights: {exc}") from None
+        n_layers = len(self.hidden_layers) + 1
+        widths = [len(self.features_), *self.hidden_layers, len(self.classes_)]
+        networks = []
+        for k in range(self.n_networks):
+            layers = []
+            for i in range(n_layers):
+                weight, bias = arrays.get(f"net{k}_layer{2 * i}"), arrays.get(f"net{k}_layer{2 * i + 1}")
+                if weight is None or bias is None or weight.shape != (widths[i], widths[i + 1]) \
+                        or bias.shape != (widths[i + 1],):
+                    raise ModelError(f"'{path}' does not hold network {k} of layer widths {widths}")
+                layers += [weight.astype(np.float32), bias.astype(np.float32)]
+            networks.append(layers)
+        self.networks_ = networks

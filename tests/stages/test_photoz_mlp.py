@@ -1,0 +1,114 @@
+"""photoz.mlp: a committee of dense networks classifying into redshift bins."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from astroml_pipe.cli import cli
+from astroml_pipe.core.errors import ConfigError, ModelError
+from astroml_pipe.core.pipeline import Pipeline
+from astroml_pipe.core.registry import get_stage_class
+from astroml_pipe.evaluate.photoz import photoz_metrics
+from astroml_pipe.stages.photoz.mlp import MLPPhotoZ
+
+YAML = """
+name: test-mlp
+stages:
+  - name: colors
+    uses: features.colors
+  - name: photoz
+    uses: photoz.mlp
+    with: {{n_bins: 20, hidden_layers: [32, 32], n_networks: {n}, max_epochs: 40, patience: 6, random_state: {seed}}}
+"""
+
+
+def fit(make_catalog, n=2, seed=3):
+    return Pipeline.from_yaml(YAML.format(n=n, seed=seed)).fit(make_catalog(2000, seed=5))
+
+
+@pytest.fixture(scope="module")
+def trained(make_catalog):
+    return fit(make_catalog)
+
+
+@pytest.fixture(scope="module")
+def test_table(make_catalog):
+    return make_catalog(500, seed=6)
+
+
+def test_registered_and_listed():
+    assert get_stage_class("photoz.mlp") is MLPPhotoZ
+    result = CliRunner().invoke(cli, ["stages"])
+    assert result.exit_code == 0 and "photoz.mlp" in result.output and "n_networks" in result.output
+
+
+def test_learns_with_early_stopping(trained, test_table):
+    stage = trained.stages[-1]
+    assert len(stage.networks_) == 2 and len(stage.epochs_) == 2
+    assert all(1 <= e <= 40 for e in stage.epochs_)
+    out = trained.run(test_table)
+    metrics = photoz_metrics(out["z_phot"], test_table["redshift"])
+    assert metrics["sigma_nmad"] < 0.06 and metrics["outlier_fraction"] < 0.08
+
+
+def test_committee_output_is_the_log_of_mean_probabilities(trained, test_table):
+    stage = trained.stages[-1]
+    X = stage._matrix(trained.stages[0].run(test_table), stage.features_)
+    raw = stage._predict_raw(X)
+    np.testing.assert_allclose(np.exp(raw).sum(axis=1), 1.0, rtol=1e-4)
+    singles = []
+    for layers in stage.networks_:
+        one = MLPPhotoZ(**{k: getattr(stage, k) for k in ("n_bins", "hidden_layers")}, n_networks=1)
+        one.medians_, one.mean_, one.scale_, one.classes_, one.networks_ = (
+            stage.medians_, stage.mean_, stage.scale_, stage.classes_, [layers])
+        singles.append(np.exp(one._predict_raw(X)))
+    np.testing.assert_allclose(np.exp(raw), np.mean(singles, axis=0), rtol=1e-4, atol=1e-7)
+    assert not np.allclose(singles[0], singles[1])  # the members differ: own seeds, own held-out rows
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_numpy_forward_pass_matches_scikit_learn():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    net = MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=50, random_state=0).fit(X, labels)
+    stage = MLPPhotoZ(n_bins=3, hidden_layers=[8, 8], n_networks=1)
+    stage.medians_, stage.mean_, stage.scale_ = np.zeros(4), np.zeros(4), np.ones(4)
+    stage.classes_ = np.arange(3)
+    stage.networks_ = [[a.astype(np.float32) for pair in zip(net.coefs_, net.intercepts_) for a in pair]]
+    np.testing.assert_allclose(np.exp(stage._predict_raw(X.astype(np.float32))), net.predict_proba(X), atol=1e-5)
+
+
+def test_training_is_repeatable_and_seeded(trained, make_catalog, test_table):
+    again = fit(make_catalog)
+    np.testing.assert_array_equal(again.run(test_table)["z_phot"], trained.run(test_table)["z_phot"])
+    other = fit(make_catalog, seed=4)
+    assert not np.array_equal(other.run(test_table)["z_phot"], trained.run(test_table)["z_phot"])
+
+
+def test_save_load_round_trip_and_bad_files(trained, test_table, tmp_path):
+    folder = trained.save(tmp_path / "model")
+    stage_dir = folder / "photoz"
+    assert (stage_dir / "networks.npz").is_file()
+    state = json.loads((stage_dir / "stage.json").read_text())["state"]
+    assert len(state["mean_"]) == len(state["features_"]) and len(state["bin_edges_"]) == 21
+    loaded = Pipeline.load(folder)
+    np.testing.assert_array_equal(loaded.run(test_table)["z_phot_pdf"], trained.run(test_table)["z_phot_pdf"])
+    # A weights file for another architecture is refused, as is a missing one.
+    np.savez(stage_dir / "networks.npz", net0_layer0=np.zeros((3, 3), np.float32))
+    with pytest.raises(ModelError, match="does not hold network 0"):
+        Pipeline.load(folder)
+    (stage_dir / "networks.npz").unlink()
+    with pytest.raises(ModelError, match="has no networks.npz"):
+        Pipeline.load(folder)
+
+
+def test_bad_hidden_layers():
+    with pytest.raises(ConfigError, match="hidden_layers"):
+        MLPPhotoZ(hidden_layers=[])
+    with pytest.raises(ConfigError, match="hidden_layers"):
+        MLPPhotoZ(hidden_layers=[16, 0])
