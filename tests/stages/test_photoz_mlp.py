@@ -112,3 +112,22 @@ def test_bad_hidden_layers():
         MLPPhotoZ(hidden_layers=[])
     with pytest.raises(ConfigError, match="hidden_layers"):
         MLPPhotoZ(hidden_layers=[16, 0])
+
+
+def test_calibrated_log_loss_undoes_overconfidence():
+    from astroml_pipe.stages.photoz.mlp import calibrated_log_loss
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, size=(4000, 5))
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(5, p=row) for row in p])
+    honest = calibrated_log_loss(logits, labels)
+    # Three times over-confident logits carry the same information: the same calibrated loss...
+    assert calibrated_log_loss(3 * logits, labels) == pytest.approx(honest, abs=2e-3)
+    # ...whereas their plain log-loss is far worse.
+    s = 3 * logits - (3 * logits).max(axis=1, keepdims=True)
+    plain = np.mean(np.log(np.exp(s).sum(axis=1)) - s[np.arange(4000), labels])
+    assert plain > honest + 0.3
+    # Logits that know nothing lose log(5) per object.
+    assert calibrated_log_loss(np.zeros((4000, 5)), labels) == pytest.approx(np.log(5), abs=1e-6)

@@ -14,8 +14,14 @@ Each network is a multi-layer perceptron (scikit-learn's
 output over the ``n_bins`` quantile redshift bins, Adam, L2 penalty
 ``alpha``), trained for at most ``max_epochs`` passes over the training
 rows.  A fraction ``early_stopping_fraction`` of those rows is held out and
-training stops when its log-loss has not improved for ``patience`` epochs;
-the weights of the best epoch are kept.  ``n_networks`` networks, each with
+training stops when their temperature-calibrated log-loss (the log-loss of
+``softmax(logits / T)`` at the temperature ``T`` that minimises it, see
+:func:`calibrated_log_loss`) has not improved for ``patience`` epochs; the
+weights of the best epoch are kept.  Calibrating before comparing makes the
+criterion measure how much the network knows rather than how confident it
+is: the plain log-loss turns up as soon as the network becomes
+over-confident, while its ranking of the bins still improves, and the PDF
+steps below fit their own temperature anyway.  ``n_networks`` networks, each with
 its own seed and held-out rows, form a committee (as in ANNz, Collister &
 Lahav 2004): their bin probabilities are averaged, which lowers the
 scatter of a single network.  The logarithm of the averaged probabilities
@@ -45,13 +51,44 @@ from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, sta
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS
 from astroml_pipe.stages.photoz.binned import BinnedPhotoZ
 
-__all__ = ["MLPPhotoZ"]
+__all__ = ["MLPPhotoZ", "calibrated_log_loss"]
 
 log = logging.getLogger(__name__)
 
 NETWORKS_FILE = "networks.npz"
 #: Smallest improvement of the held-out log-loss that counts as one.
 MIN_DELTA = 1e-4
+#: Range of the temperature of :func:`calibrated_log_loss`.
+_LOG_T_BOUNDS = (np.log(0.2), np.log(5.0))
+
+
+def calibrated_log_loss(log_proba: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``softmax(log_proba / T)`` at its best ``T``.
+
+    Parameters
+    ----------
+    log_proba : numpy.ndarray
+        Log class probabilities (or logits), shape ``(n, n_classes)``.
+    labels : numpy.ndarray
+        True class indices, shape ``(n,)``.
+
+    Returns
+    -------
+    float
+        The smallest mean negative log-likelihood over temperatures ``T`` in
+        [0.2, 5].
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(log_proba, dtype=np.float64)
+    rows = np.arange(len(labels))
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        s -= s.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(s).sum(axis=1)) - s[rows, labels]))
+
+    return float(minimize_scalar(nll, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-3}).fun)
 
 
 class MLPPhotoZ(BinnedPhotoZ):
@@ -68,7 +105,8 @@ class MLPPhotoZ(BinnedPhotoZ):
         Param("learning_rate", float, 1e-3, "Adam learning rate.", minimum=0.0),
         Param("batch_size", int, 200, "Rows per gradient step.", minimum=1),
         Param("max_epochs", int, 300, "Largest number of passes over the training rows.", minimum=1),
-        Param("patience", int, 20, "Epochs without a better held-out log-loss before a network stops.", minimum=1),
+        Param("patience", int, 20,
+              "Epochs without a better calibrated held-out log-loss before a network stops.", minimum=1),
         Param("early_stopping_fraction", float, 0.1,
               "Fraction of each network's training rows held out for early stopping.", minimum=0.01, maximum=0.5),
     )
@@ -97,8 +135,7 @@ class MLPPhotoZ(BinnedPhotoZ):
         log.info("%s: %d networks trained for %s epochs", self.where, self.n_networks, self.epochs_)
 
     def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[list[np.ndarray], int]:
-        """One network, early-stopped on the log-loss of its own held-out rows: (layers, best epoch)."""
-        from sklearn.metrics import log_loss
+        """One network, early-stopped on the calibrated log-loss of its own held-out rows: (layers, best epoch)."""
         from sklearn.neural_network import MLPClassifier
 
         order = np.random.default_rng(seed).permutation(len(labels))
@@ -110,7 +147,7 @@ class MLPPhotoZ(BinnedPhotoZ):
         best, best_weights, best_epoch, waited = np.inf, None, 0, 0
         for epoch in range(self.max_epochs):
             net.partial_fit(x[train], labels[train], classes=self.classes_)
-            loss = log_loss(labels[held], net.predict_proba(x[held]), labels=self.classes_)
+            loss = calibrated_log_loss(np.log(np.maximum(net.predict_proba(x[held]), 1e-300)), labels[held])
             if loss < best - MIN_DELTA:
                 best, best_epoch, waited = loss, epoch + 1, 0
                 best_weights = [copy.deepcopy(net.coefs_), copy.deepcopy(net.intercepts_)]
