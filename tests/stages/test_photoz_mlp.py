@@ -131,3 +131,25 @@ def test_calibrated_log_loss_undoes_overconfidence():
     assert plain > honest + 0.3
     # Logits that know nothing lose log(5) per object.
     assert calibrated_log_loss(np.zeros((4000, 5)), labels) == pytest.approx(np.log(5), abs=1e-6)
+
+
+def test_noise_scale_trains_on_noisy_realisations(make_catalog, trained, test_table):
+    noisy_yaml = YAML.format(n=2, seed=3).replace("random_state: 3}", "random_state: 3, noise_scale: 0.5}")
+    first = Pipeline.from_yaml(noisy_yaml).fit(make_catalog(2000, seed=5))
+    second = Pipeline.from_yaml(noisy_yaml).fit(make_catalog(2000, seed=5))
+    z = first.run(test_table)["z_phot"]
+    np.testing.assert_array_equal(second.run(test_table)["z_phot"], z)  # seeded
+    assert not np.array_equal(z, trained.run(test_table)["z_phot"])  # the noise changes the networks
+    assert photoz_metrics(z, test_table["redshift"])["sigma_nmad"] < 0.06
+    stage = first.stages[-1]
+    columns, sigma = stage._noise
+    assert [stage.features_[j] for j in columns] == [f for f in stage.features_ if f + "_err" in stage.features_]
+    assert sigma.shape == (1800, len(columns))  # one row per training row (10% are validation rows)
+    assert np.all(sigma >= 0) and np.any(sigma > 0)
+
+
+def test_noise_scale_needs_error_features(make_catalog):
+    pipe = Pipeline.from_dict({"stages": [{"uses": "photoz.mlp", "with": {
+        "features": ["mag_g", "mag_r"], "noise_scale": 0.5, "n_networks": 1, "max_epochs": 2}}]})
+    with pytest.raises(ConfigError, match="noise_scale needs error features"):
+        pipe.fit(make_catalog(300))

@@ -21,7 +21,11 @@ weights of the best epoch are kept.  Calibrating before comparing makes the
 criterion measure how much the network knows rather than how confident it
 is: the plain log-loss turns up as soon as the network becomes
 over-confident, while its ranking of the bins still improves, and the PDF
-steps below fit their own temperature anyway.  ``n_networks`` networks, each with
+steps below fit their own temperature anyway.  With ``noise_scale`` *s* > 0,
+every epoch trains on a new noisy realisation of the training rows: each
+feature ``<name>`` that has an error feature ``<name>_err`` gets Gaussian
+noise of *s* times that error (error-perturbed training).  ``n_networks``
+networks, each with
 its own seed and held-out rows, form a committee (as in ANNz, Collister &
 Lahav 2004): their bin probabilities are averaged, which lowers the
 scatter of a single network.  The logarithm of the averaged probabilities
@@ -109,6 +113,9 @@ class MLPPhotoZ(BinnedPhotoZ):
               "Epochs without a better calibrated held-out log-loss before a network stops.", minimum=1),
         Param("early_stopping_fraction", float, 0.1,
               "Fraction of each network's training rows held out for early stopping.", minimum=0.01, maximum=0.5),
+        Param("noise_scale", float, 0.0,
+              "Each epoch, add Gaussian noise of this many times its error to every feature that has an "
+              "error feature '<name>_err' (0: off).", minimum=0.0),
     )
 
     def validate(self) -> None:
@@ -124,6 +131,7 @@ class MLPPhotoZ(BinnedPhotoZ):
         self.classes_ = np.arange(len(self.bin_edges_) - 1)
         self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         x = standardize(X, self.medians_, self.mean_, self.scale_)
+        self._noise = self._noise_columns(X) if self.noise_scale > 0 else None
         seed = self.random_state if self.random_state is not None else 0
         self.networks_ = []
         self.epochs_ = []
@@ -133,6 +141,19 @@ class MLPPhotoZ(BinnedPhotoZ):
             self.networks_.append(weights)
             self.epochs_.append(epochs)
         log.info("%s: %d networks trained for %s epochs", self.where, self.n_networks, self.epochs_)
+
+    def _noise_columns(self, X: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Columns that have an error column, and the standard deviation of their training noise
+        in standardised units ``(n, k)``: ``noise_scale`` times the error, 0 where it is not finite."""
+        features = list(self.features_)
+        pairs = [(j, features.index(f"{name}_err")) for j, name in enumerate(features) if f"{name}_err" in features]
+        if not pairs:
+            raise ConfigError(f"{self.where}: noise_scale needs error features '<name>_err' beside their features "
+                              f"(features: {features})")
+        columns = [j for j, _ in pairs]
+        errors = np.stack([X[:, e] for _, e in pairs], axis=1).astype(np.float64)
+        errors = np.where(np.isfinite(errors) & (errors > 0), errors, 0.0)
+        return columns, self.noise_scale * errors / self.scale_[columns]
 
     def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[list[np.ndarray], int]:
         """One network, early-stopped on the calibrated log-loss of its own held-out rows: (layers, best epoch)."""
@@ -145,8 +166,14 @@ class MLPPhotoZ(BinnedPhotoZ):
                             learning_rate_init=self.learning_rate, batch_size=min(self.batch_size, len(train)),
                             random_state=seed)
         best, best_weights, best_epoch, waited = np.inf, None, 0, 0
+        noise_rng = np.random.default_rng([seed, 1])
         for epoch in range(self.max_epochs):
-            net.partial_fit(x[train], labels[train], classes=self.classes_)
+            x_epoch = x[train]
+            if self._noise is not None:  # a new noisy realisation of the training rows
+                columns, sigma = self._noise
+                x_epoch = x_epoch.copy()
+                x_epoch[:, columns] += noise_rng.normal(size=(len(train), len(columns))) * sigma[train]
+            net.partial_fit(x_epoch, labels[train], classes=self.classes_)
             loss = calibrated_log_loss(np.log(np.maximum(net.predict_proba(x[held]), 1e-300)), labels[held])
             if loss < best - MIN_DELTA:
                 best, best_epoch, waited = loss, epoch + 1, 0
