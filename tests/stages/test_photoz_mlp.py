@@ -107,6 +107,11 @@ def test_save_load_round_trip_and_bad_files(trained, test_table, tmp_path):
         Pipeline.load(folder)
 
 
+def test_noise_scale_without_errors_is_refused_when_the_pipeline_is_read():
+    with pytest.raises(ConfigError, match="noise_scale needs the colour errors"):
+        MLPPhotoZ(noise_scale=0.3, use_errors=False)
+
+
 def test_bad_hidden_layers():
     with pytest.raises(ConfigError, match="hidden_layers"):
         MLPPhotoZ(hidden_layers=[])

@@ -122,6 +122,9 @@ class MLPPhotoZ(BinnedPhotoZ):
         super().validate()
         if not self.hidden_layers or any(units < 1 for units in self.hidden_layers):
             raise ConfigError(f"{self.where}: parameter 'hidden_layers' must be a non-empty list of positive integers")
+        if self.noise_scale > 0 and self.features is None and not self.use_errors:
+            raise ConfigError(f"{self.where}: noise_scale needs the colour errors as features; "
+                              "set use_errors: true or noise_scale: 0")
 
     # -- learning --------------------------------------------------------------------
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
