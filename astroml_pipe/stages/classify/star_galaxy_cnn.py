@@ -268,9 +268,9 @@ class StarGalaxyCNN(Stage):
         logger.info("%s: temperature %.3f from %d validation stamps", self.where, self.temperature_, len(val))
         self.stacker_ = None
         if self.stack_photometry:
-            inputs = self._stacker_inputs(self._predict_logits(x[train]), cropped[train])
+            inputs = _stacker_inputs(self._predict_logits(x[train]), self._photometry(cropped[train]))
             self.stacker_ = _fit_stacker(inputs, y[train], self.random_state)
-            p_val = self._probability(logits, stamp_photometry(cropped[val], self.scale_, PHOTOMETRY_RADIUS))
+            p_val = self._probability(logits, self._photometry(cropped[val]))
             self.training_metrics_.update(_probability_metrics(p_val, y[val], "stacked_validation"))
             logger.info("%s: stacker fitted on %d training stamps; validation AUC %.5f (CNN alone %.5f)",
                         self.where, len(train), self.training_metrics_["stacked_validation_auc"],
@@ -283,9 +283,9 @@ class StarGalaxyCNN(Stage):
             return np.zeros(0, dtype=np.float32)
         return np.asarray(self._logits.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32).reshape(-1)
 
-    def _stacker_inputs(self, logits: np.ndarray, cropped: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.asarray(logits, dtype=np.float64),
-                                stamp_photometry(cropped, self.scale_, PHOTOMETRY_RADIUS)])
+    def _photometry(self, cropped: np.ndarray) -> np.ndarray:
+        """The stacker's photometric inputs of cropped stamps (:func:`stamp_photometry`)."""
+        return stamp_photometry(cropped, self.scale_, PHOTOMETRY_RADIUS)
 
     def _probability(self, logits: np.ndarray, photometry: np.ndarray | None) -> np.ndarray:
         """``p_galaxy`` from logits: the stacker's probability given the stamps' photometry, or
@@ -294,8 +294,7 @@ class StarGalaxyCNN(Stage):
             return _sigmoid(logits / self.temperature_)
         if len(logits) == 0:
             return np.zeros(0, dtype=np.float32)
-        inputs = np.column_stack([np.asarray(logits, dtype=np.float64), photometry])
-        return self.stacker_.predict_proba(inputs)[:, 1].astype(np.float32)
+        return self.stacker_.predict_proba(_stacker_inputs(logits, photometry))[:, 1].astype(np.float32)
 
     def compute(self, table: Table) -> Mapping[str, np.ndarray]:
         stamps = self._stamps(table)
@@ -305,7 +304,7 @@ class StarGalaxyCNN(Stage):
         logits = self._predict_logits(x)
         photometry = None
         if self.stacker_ is not None:
-            photometry = stamp_photometry(cropped, self.scale_, PHOTOMETRY_RADIUS)
+            photometry = self._photometry(cropped)
         out = {"p_galaxy": self._probability(logits, photometry), "p_galaxy_raw": _sigmoid(logits)}
         if photometry is not None:
             out["p_galaxy_cnn"] = _sigmoid(logits / self.temperature_)
@@ -456,6 +455,11 @@ def stamp_photometry(cropped: np.ndarray, scale: np.ndarray, radius: float) -> n
     mu = -np.arcsinh(flux / (2.0 * sigma))
     total = -np.arcsinh(flux.sum(axis=1) / (2.0 * np.sqrt(np.sum(sigma ** 2))))
     return np.column_stack([-np.diff(mu, axis=1), total])
+
+
+def _stacker_inputs(logits: np.ndarray, photometry: np.ndarray) -> np.ndarray:
+    """The stacker's input matrix: the CNN logit, then the stamp photometry."""
+    return np.column_stack([np.asarray(logits, dtype=np.float64), photometry])
 
 
 def _fit_stacker(inputs: np.ndarray, y: np.ndarray, seed: int) -> Any:

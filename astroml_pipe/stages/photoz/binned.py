@@ -87,8 +87,6 @@ class BinnedPhotoZ(PhotoZStage):
         return np.clip(np.searchsorted(edges, y, side="right") - 1, 0, len(edges) - 2)
 
     def _basis(self, smoothing: float, width: float) -> np.ndarray:
-        if not hasattr(self, "_bases"):
-            self._bases = {}
         key = (smoothing, width)
         if key not in self._bases:
             self._bases[key] = bin_basis(self.bin_edges_, self.grid, smoothing, width)[self.classes_]
