@@ -16,7 +16,8 @@ format     extensions                  how rows are read
 ========== =========================== ============================================
 FITS       ``.fits .fit .fts`` (+.gz)  memory map of the table HDU; a chunk copies
                                        only its rows (``.gz``: decompressed whole)
-HDF5       ``.hdf5 .h5``               row slices of a compound dataset
+HDF5       ``.hdf5 .h5``               row slices of a compound dataset, or of
+                                       the column datasets of a group (RAIL)
 Parquet    ``.parquet .pq``            record batches of the row groups
 CSV        ``.csv``                    ``pandas.read_csv(chunksize=...)``
 ECSV       ``.ecsv``                   read whole with astropy (**not streamed**)

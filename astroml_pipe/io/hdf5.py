@@ -1,6 +1,8 @@
-"""HDF5 catalogs: tables stored as 1-D compound datasets.
+"""HDF5 catalogs: tables stored as 1-D compound datasets, or as a group of column datasets.
 
-:class:`Hdf5CatalogReader` reads row slices of a compound dataset;
+:class:`Hdf5CatalogReader` reads row slices of a compound dataset, or of
+a group whose datasets are the columns (all of the same length, as written
+by LSST-DESC's ``tables_io`` and RAIL, e.g. ``photometry/mag_u_lsst``);
 :class:`Hdf5CatalogWriter` appends chunks to a resizable one.  Units,
 descriptions and table metadata travel in astropy's YAML dataset
 ``<dataset>.__table_column_meta__``.  Use them through
@@ -47,9 +49,13 @@ _HDF5_META_SUFFIX = ".__table_column_meta__"
 
 
 class Hdf5CatalogReader(CatalogReader):
-    """Reader of a table stored as a 1-D compound HDF5 dataset.
+    """Reader of a table stored as a 1-D compound HDF5 dataset or as a group of column datasets.
 
-    Rows are read as h5py slices of the chosen fields.  Units, descriptions
+    Rows are read as h5py slices of the chosen fields.  A *column group* is
+    a group whose members are all datasets with the same first dimension
+    (the rows); each dataset is a column (a ``unit`` or ``description``
+    attribute is used when present), and ``meta`` holds the group's
+    attributes.  Units, descriptions
     and table metadata come from astropy's ``<dataset>.__table_column_meta__``
     YAML dataset when present (as written by ``Table.write(...,
     serialize_meta=True)`` and by :class:`Hdf5CatalogWriter`); otherwise
@@ -61,8 +67,8 @@ class Hdf5CatalogReader(CatalogReader):
     path : path-like
         The HDF5 file.
     dataset : str, optional
-        Path of the dataset (or of a group holding exactly one table) inside
-        the file; default the only table dataset in the file.
+        Path of the dataset, of a group holding exactly one table, or of a
+        column group inside the file; default the only table in the file.
     """
 
     format = "hdf5"
@@ -73,6 +79,7 @@ class Hdf5CatalogReader(CatalogReader):
 
         self._file: Any = None
         self._ds: Any = None
+        self._columns: dict[str, Any] | None = None  # column name -> dataset, for a column group
         self._text: set[str] = set()
         p = self.path
         try:
@@ -101,6 +108,26 @@ class Hdf5CatalogReader(CatalogReader):
         group.visititems(visit)
         return found
 
+    @staticmethod
+    def _is_column_group(group: Any) -> bool:
+        """Whether ``group`` holds only datasets (no compound ones), all with the same number of rows."""
+        import h5py
+
+        members = list(group.values())
+        if not members or not all(isinstance(m, h5py.Dataset) for m in members):
+            return False
+        lengths = {m.shape[0] if m.ndim else None for m in members}
+        return None not in lengths and len(lengths) == 1 and not any(m.dtype.names for m in members)
+
+    @classmethod
+    def _column_groups_in(cls, group: Any) -> list[str]:
+        import h5py
+
+        found = ["/"] if cls._is_column_group(group) else []
+        group.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Group)
+                         and cls._is_column_group(obj) else None)
+        return found
+
     def _select(self, dataset: str | None) -> Any:
         import h5py
 
@@ -117,6 +144,8 @@ class Hdf5CatalogReader(CatalogReader):
             obj = f[dataset]
             if isinstance(obj, h5py.Group):
                 tables = self._tables_in(obj)
+                if not tables and self._is_column_group(obj):
+                    return obj
                 if len(tables) != 1:
                     raise InputError(
                         f"group '{dataset}' of '{p}' holds {len(tables)} table datasets "
@@ -129,10 +158,11 @@ class Hdf5CatalogReader(CatalogReader):
                     f"dataset; it has shape {obj.shape} and dtype {obj.dtype})"
                 )
             return obj
-        tables = self._tables_in(f)
+        tables = self._tables_in(f) + self._column_groups_in(f)
         if not tables:
             raise InputError(
-                f"no table dataset in HDF5 file '{p}' (expected a 1-D compound dataset)"
+                f"no table in HDF5 file '{p}' (expected a 1-D compound dataset, or a group of "
+                f"column datasets with the same number of rows)"
             )
         if len(tables) > 1:
             raise InputError(
@@ -145,6 +175,9 @@ class Hdf5CatalogReader(CatalogReader):
         import h5py
 
         ds = self._ds
+        if isinstance(ds, h5py.Group):
+            self._describe_column_group(ds)
+            return
         self.n_rows = int(ds.shape[0])
         units: dict[str, str] = {}
         descriptions: dict[str, str] = {}
@@ -195,9 +228,33 @@ class Hdf5CatalogReader(CatalogReader):
             )
         self._set_columns(infos)
 
+    def _describe_column_group(self, group: Any) -> None:
+        import h5py
+
+        def text(value: Any) -> str | None:
+            return None if value is None else (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+
+        self._columns = dict(group.items())
+        self.n_rows = int(next(iter(self._columns.values())).shape[0])
+        self.meta = {k: (text(v) if isinstance(v, bytes) else v) for k, v in group.attrs.items()}
+        infos = []
+        for name, ds in self._columns.items():
+            if ds.dtype.kind in "SO" or h5py.check_string_dtype(ds.dtype) is not None:
+                raise InputError(f"column dataset '{ds.name}' of '{self.path}' holds text, which column groups "
+                                 f"do not support; store the table as a compound dataset")
+            infos.append(ColumnInfo(name=name, dtype=_native(ds.dtype), shape=tuple(ds.shape[1:]),
+                                    unit=text(ds.attrs.get("unit")), description=text(ds.attrs.get("description"))))
+        self._set_columns(infos)
+
     def _read(self, start: int, stop: int, names: list[str]) -> dict[str, np.ndarray]:
         if not names:
             return {}
+        if self._columns is not None:
+            try:
+                return {name: np.array(self._columns[name][start:stop], dtype=_native(self._columns[name].dtype))
+                        for name in names}
+            except Exception as exc:
+                raise _unreadable_rows(self.path, start, stop, exc) from exc
         try:
             rec = self._ds.fields(list(names))[start:stop]
         except Exception as exc:
@@ -224,6 +281,7 @@ class Hdf5CatalogReader(CatalogReader):
 
     def _close(self) -> None:
         self._ds = None
+        self._columns = None
         if self._file is not None:
             try:
                 self._file.close()

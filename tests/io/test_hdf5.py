@@ -42,3 +42,32 @@ def test_hdf5_bad_inputs(tmp_path, make_table, check_error):
     with pytest.raises(InputError) as e:
         open_catalog(h5, hdu="group/missing")
     check_error(e, "no dataset 'group/missing'", "good.h5")
+
+
+def test_hdf5_column_group_as_written_by_tables_io(tmp_path):
+    """RAIL / tables_io layout: a group ``photometry`` of equal-length 1-D column datasets."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "rail.hdf5"
+    rng = np.random.default_rng(1)
+    mag = rng.uniform(20, 25, 50).astype("f4")
+    with h5py.File(path, "w") as f:
+        g = f.create_group("photometry")
+        g["mag_i_lsst"] = mag
+        g["mag_i_lsst"].attrs["unit"] = "mag"
+        g["redshift"] = np.linspace(0, 3, 50)
+        g["id"] = np.arange(50)
+    back = read_catalog(path)
+    assert back.colnames == ["id", "mag_i_lsst", "redshift"]
+    assert back["mag_i_lsst"].unit == u.mag and back["mag_i_lsst"].dtype == np.float32
+    np.testing.assert_array_equal(back["mag_i_lsst"], mag)
+    with open_catalog(f"{path}:photometry") as reader:
+        assert reader.n_rows == 50
+        part = reader.read(10, 20, columns=["redshift"])
+    np.testing.assert_allclose(part["redshift"], np.linspace(0, 3, 50)[10:20])
+
+    with h5py.File(path, "a") as f:
+        f["photometry/short"] = np.arange(3)  # no longer a table: lengths differ
+    with pytest.raises(InputError, match="no table in HDF5 file"):
+        open_catalog(path)
