@@ -3,7 +3,7 @@
 Measures, on this machine:
 
 * training time of every photo-z stage on the shipped training catalog,
-  each in a pipeline with the colours stage in front: the built-in default
+  each in a pipeline with the colours stage (asinh magnitudes) in front: the built-in default
   pipeline (``default``: a committee of 5 dense networks, ``photoz.mlp``)
   and CatBoost, random forest, AdaBoost, kNN, a committee (CatBoost +
   random forest) and bagging (3 bootstrap copies of CatBoost) with default
@@ -50,6 +50,7 @@ version: 1
 stages:
   - name: colors
     uses: features.colors
+    with: {{magnitudes: asinh}}  # as in the default pipeline, so that all stages see the same features
   - name: photoz
     uses: photoz.{uses}
     with: {with_}

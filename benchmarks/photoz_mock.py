@@ -1,9 +1,10 @@
 """Photo-z comparison in the protocol of LSST-like mock challenges: 10,000 training and 20,000 test galaxies.
 
-Every photo-z stage, in a pipeline with ``features.colors`` in front and
-its default parameters (``point_estimate: median`` for the binned
-classifiers), is trained on the same training catalog and run on the same
-test catalog; the built-in default pipeline is ``default``.  When the
+Every photo-z stage, in a pipeline with ``features.colors`` in front (asinh
+magnitudes, as in the default pipeline) and its default parameters
+(``point_estimate: median`` for the binned classifiers), is trained on the
+same training catalog and run on the same test catalog; the built-in
+default pipeline is ``default``.  When the
 ``flexcode`` and ``xgboost`` packages are installed (``pip install flexcode
 xgboost``; not a dependency of astroml-pipe), FlexZBoost is run too, with
 the settings of LSST-DESC RAIL's ``FlexZBoostInformer``: the i magnitude and
@@ -20,8 +21,22 @@ and the prediction rate in memory (PDFs included, no file I/O; see
 By default both catalogs are simulated by :mod:`astroml_pipe.simulate.photometry`
 (LSST 10-year depth, i <= 25.3, seeds ``--seed`` and ``--seed + 1``); give
 ``--train`` and ``--test`` to compare on your own catalogs instead (FITS,
-HDF5, Parquet or CSV with ``mag_<band>``, ``magerr_<band>`` for ugrizy,
-non-detections as 99, and ``redshift``).
+HDF5, Parquet or CSV with magnitudes and errors for ugrizy, non-detections
+as 99, and the true redshift; ``--mag-column``, ``--err-column`` and
+``--redshift-column`` give their names).
+
+The LSST-DESC RAIL sample of cosmoDC2 (healpix 9816, 10-year LSST errors;
+10,225 training and 20,449 test galaxies to i = 25.3) is the data of the
+published FlexZBoost figures.  It ships in the ``pz-rail-base`` wheel, from
+which it can be taken without installing RAIL::
+
+    pip download pz-rail-base==2.0.11 --no-deps -d rail
+    unzip -o rail/pz_rail_base-2.0.11-py3-none-any.whl 'rail/examples_data/testdata/test_dc2_*_9816.hdf5' -d rail
+    python benchmarks/photoz_mock.py \
+        --train rail/rail/examples_data/testdata/test_dc2_training_9816.hdf5 \
+        --test rail/rail/examples_data/testdata/test_dc2_validation_9816.hdf5 \
+        --mag-column 'mag_{band}_lsst' --err-column 'mag_err_{band}_lsst' \
+        --json benchmarks/results/photoz_dc2.json
 
 Usage::
 
@@ -130,6 +145,21 @@ def run_flexzboost(train, test) -> dict | None:
     return entry
 
 
+def standard_names(table, args: argparse.Namespace):
+    """``table`` with the columns the benchmarked pipelines read: ``mag_<band>``, ``magerr_<band>``, ``redshift``."""
+    names = {args.redshift_column: "redshift"}
+    for band in "ugrizy":
+        names[args.mag_column.format(band=band)] = f"mag_{band}"
+        names[args.err_column.format(band=band)] = f"magerr_{band}"
+    missing = [name for name in names if name not in table.colnames]
+    if missing:
+        raise SystemExit(f"error: catalog has no column(s) {', '.join(missing)}; see --mag-column, --err-column, "
+                         f"--redshift-column")
+    table = table[list(names)]
+    table.rename_columns(list(names), list(names.values()))
+    return table
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=10_000)
@@ -137,6 +167,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=101, help="training seed; the test catalog uses seed + 1")
     parser.add_argument("--train", type=Path, help="training catalog instead of a simulated one")
     parser.add_argument("--test", type=Path, help="test catalog instead of a simulated one")
+    parser.add_argument("--mag-column", default="mag_{band}", help="magnitude columns of --train/--test")
+    parser.add_argument("--err-column", default="magerr_{band}", help="magnitude error columns of --train/--test")
+    parser.add_argument("--redshift-column", default="redshift", help="true redshift column of --train/--test")
     parser.add_argument("--stages", default=",".join(ORDER), help="comma-separated stages (see benchmarks/photoz.py)")
     parser.add_argument("--no-flexzboost", action="store_true", help="skip FlexZBoost even if flexcode is installed")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz_mock.json")
@@ -147,7 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     from astroml_pipe.simulate.photometry import simulate_photometry
 
     if args.train:
-        train, test = read_catalog(args.train), read_catalog(args.test)
+        if not args.test:
+            parser.error("--train needs --test")
+        train, test = (standard_names(read_catalog(path), args) for path in (args.train, args.test))
         data = {"train": str(args.train), "test": str(args.test)}
     else:
         train = simulate_photometry(args.n_train, random_state=args.seed, unobserved_fraction=0.01)

@@ -12,6 +12,21 @@ The limiting magnitudes are either given (``limits``) or estimated from the
 training catalog in :meth:`Colors.fit` as the median magnitude of detected
 sources whose error corresponds to ``limit_snr`` (S/N of 5 means an error of
 1.0857/5 ≈ 0.217 mag).
+
+With ``magnitudes: asinh`` every magnitude is first turned into the asinh
+magnitude of Lupton, Gunn & Szalay (1999, AJ 118, 1406),
+
+    mu = m_lim - 2.5 / ln 10 [asinh(x / 2b) + ln b],   x = 10^(-0.4 (m - m_lim)),
+
+with the flux ``x`` in units of the band's limiting flux and the softening
+``b = 1 / limit_snr``, the flux error at the limit.  Above a S/N of a few,
+``mu`` equals the usual magnitude (to 0.01 mag at S/N 10); towards zero flux
+it stays finite, so that faint measurements of S/N 2 or 0.5 (kept by many
+catalogs, e.g. a u band at 26-33 mag) and non-detections (zero flux with
+error ``b``, mu = m_lim + 1.75 mag for S/N 5) lie on one smooth scale
+instead of producing colours of several magnitudes that are mostly noise.
+The error is ``2.5 / ln 10 * sigma_x / sqrt(x^2 + 4 b^2)``; ``nondetection_err``
+is not used.
 """
 
 from __future__ import annotations
@@ -28,12 +43,44 @@ from astroml_pipe.core.errors import ConfigError, InputError
 from astroml_pipe.core.params import Param
 from astroml_pipe.core.stage import Stage
 
-__all__ = ["Colors", "color_name", "filled_name"]
+__all__ = ["Colors", "asinh_magnitude", "color_name", "filled_name"]
 
 log = logging.getLogger(__name__)
 
 #: Error of a magnitude at signal-to-noise 1, in magnitudes (2.5 / ln 10).
 MAG_ERR_AT_SNR1 = 2.5 / np.log(10)
+
+
+def asinh_magnitude(
+    mag: np.ndarray, err: np.ndarray, nondet: np.ndarray, limit: float, limit_snr: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Asinh magnitudes (Lupton, Gunn & Szalay 1999) and their errors, softened at the limiting flux.
+
+    Parameters
+    ----------
+    mag, err : numpy.ndarray
+        Magnitudes and their errors (mag); NaN where not observed.
+    nondet : numpy.ndarray
+        Boolean mask of non-detections, taken as zero flux with the error at
+        the limit.
+    limit : float
+        Limiting magnitude of the band, the flux of S/N ``limit_snr``.
+    limit_snr : float
+        Signal-to-noise of ``limit``: the softening is ``1 / limit_snr`` of
+        the limiting flux.
+
+    Returns
+    -------
+    mu, mu_err : numpy.ndarray
+        Asinh magnitudes and errors (mag, float32).
+    """
+    b = 1.0 / limit_snr
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.where(nondet, 0.0, 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - limit)))
+        sigma_x = np.where(nondet, b, x * np.asarray(err, dtype=np.float64) / MAG_ERR_AT_SNR1)
+        mu = limit - MAG_ERR_AT_SNR1 * (np.arcsinh(x / (2.0 * b)) + np.log(b))
+        mu_err = MAG_ERR_AT_SNR1 * sigma_x / np.sqrt(x**2 + 4.0 * b**2)
+    return mu.astype(np.float32), mu_err.astype(np.float32)
 
 
 def color_name(blue: str, red: str) -> str:
@@ -47,7 +94,7 @@ def filled_name(band: str) -> str:
 
 
 class Colors(Stage):
-    """Colours of adjacent (or all) bands, non-detections replaced by limiting magnitudes.
+    """Colours of adjacent (or all) bands, of usual or asinh magnitudes, with non-detections filled in.
 
     Writes, for bands ``a`` and ``b``: ``color_a_b`` and ``color_a_b_err``
     (mag), and per band ``mag_filled_<band>`` (mag) and the boolean flag
@@ -67,10 +114,18 @@ class Colors(Stage):
         ),
         Param("limit_snr", float, 5.0, "Signal-to-noise that defines an estimated limiting magnitude.", minimum=1.0),
         Param(
+            "magnitudes",
+            str,
+            "log",
+            "Usual (log) magnitudes, or asinh magnitudes softened at the limiting flux, which stay finite and "
+            "smooth for faint measurements and non-detections.",
+            choices=("log", "asinh"),
+        ),
+        Param(
             "nondetection_err",
             float,
             1.0,
-            "Magnitude error assigned to a non-detection replaced by the limit.",
+            "Magnitude error assigned to a non-detection replaced by the limit (log magnitudes only).",
             minimum=0.0,
         ),
     )
@@ -94,15 +149,17 @@ class Colors(Stage):
 
     def provides(self) -> list[Col]:
         out = []
+        if self.magnitudes == "asinh":
+            colour, filled = "colour of asinh magnitudes", "asinh magnitude (non-detections at zero flux)"
+        else:
+            colour, filled = "colour, non-detections at the limit", "magnitude, non-detections replaced by the limit"
         for a, b in self._pairs():
-            out.append(Col(color_name(a, b), "mag", "float32", f"{a} - {b} colour, non-detections at the limit"))
+            out.append(Col(color_name(a, b), "mag", "float32", f"{a} - {b} {colour}"))
             out.append(Col(color_name(a, b) + "_err", "mag", "float32", f"uncertainty of the {a} - {b} colour"))
         for band in self.columns.bands:
-            out.append(
-                Col(filled_name(band), "mag", "float32", f"{band} magnitude, non-detections replaced by the limit")
-            )
+            out.append(Col(filled_name(band), "mag", "float32", f"{band} {filled}"))
         for band in self.columns.bands:
-            out.append(Col(f"nondet_{band}", None, "bool", f"{band} was a non-detection replaced by the limit"))
+            out.append(Col(f"nondet_{band}", None, "bool", f"{band} was a non-detection (filled in, see the magnitude column)"))
         return out
 
     # -- learning -----------------------------------------------------------------
@@ -153,6 +210,9 @@ class Colors(Stage):
             e = np.where(nondet, np.float32(self.nondetection_err), err)
             e[unobserved | ~np.isfinite(e) | (e < 0) | self.columns.sentinel_masks(e)[0]] = np.nan
             e[nondet] = self.nondetection_err
+            if self.magnitudes == "asinh":
+                m, e = asinh_magnitude(mag, e, nondet, self.limits_[band], self.limit_snr)
+                m[unobserved], e[unobserved] = np.nan, np.nan
             filled[band], errors[band] = m, e
             out[filled_name(band)] = m
             out[f"nondet_{band}"] = nondet
