@@ -145,6 +145,13 @@ def run_flexzboost(train, test) -> dict | None:
     return entry
 
 
+def sha256(path: Path) -> str:
+    """SHA-256 of a file, to record exactly which catalogs were compared."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def standard_names(table, args: argparse.Namespace):
     """``table`` with the columns the benchmarked pipelines read: ``mag_<band>``, ``magerr_<band>``, ``redshift``."""
     names = {args.redshift_column: "redshift"}
@@ -183,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.test:
             parser.error("--train needs --test")
         train, test = (standard_names(read_catalog(path), args) for path in (args.train, args.test))
-        data = {"train": str(args.train), "test": str(args.test)}
+        data = {"train": args.train.name, "test": args.test.name,
+                "sha256": {path.name: sha256(path) for path in (args.train, args.test)}}
     else:
         train = simulate_photometry(args.n_train, random_state=args.seed, unobserved_fraction=0.01)
         test = simulate_photometry(args.n_test, random_state=args.seed + 1, unobserved_fraction=0.01)
