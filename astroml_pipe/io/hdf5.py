@@ -209,59 +209,52 @@ class Hdf5CatalogReader(CatalogReader):
         for name in ds.dtype.names:
             fdt = ds.dtype.fields[name][0]
             base, shape = (fdt.subdtype if fdt.subdtype else (fdt, ()))
-            if base.kind == "S":
-                dtype = np.dtype(f"U{max(base.itemsize, 1)}")
-                self._text.add(name)
-            elif base.kind == "O" and h5py.check_string_dtype(base) is not None:
-                dtype = np.dtype("U")
-                self._text.add(name)
-            else:
-                dtype = _native(base)
-            infos.append(
-                ColumnInfo(
-                    name=name,
-                    dtype=dtype,
-                    shape=tuple(shape),
-                    unit=units.get(name),
-                    description=descriptions.get(name),
-                )
-            )
+            infos.append(self._column_info(name, base, tuple(shape), units.get(name), descriptions.get(name)))
         self._set_columns(infos)
 
-    def _describe_column_group(self, group: Any) -> None:
+    def _column_info(self, name: str, base: np.dtype, shape: tuple[int, ...], unit: str | None,
+                     description: str | None) -> ColumnInfo:
+        """Column ``name`` of HDF5 type ``base``; text columns (byte or variable-length strings) become ``str``."""
         import h5py
 
-        def text(value: Any) -> str | None:
-            return None if value is None else (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+        if base.kind == "S":
+            dtype = np.dtype(f"U{max(base.itemsize, 1)}")
+            self._text.add(name)
+        elif base.kind == "O" and h5py.check_string_dtype(base) is not None:
+            dtype = np.dtype("U")
+            self._text.add(name)
+        else:
+            dtype = _native(base)
+        return ColumnInfo(name=name, dtype=dtype, shape=shape, unit=unit, description=description)
+
+    def _describe_column_group(self, group: Any) -> None:
+        def text(value: Any) -> Any:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
         self._columns = dict(group.items())
         self.n_rows = int(next(iter(self._columns.values())).shape[0])
-        self.meta = {k: (text(v) if isinstance(v, bytes) else v) for k, v in group.attrs.items()}
+        self.meta = {k: text(v) for k, v in group.attrs.items()}
         infos = []
         for name, ds in self._columns.items():
-            if ds.dtype.kind in "SO" or h5py.check_string_dtype(ds.dtype) is not None:
-                raise InputError(f"column dataset '{ds.name}' of '{self.path}' holds text, which column groups "
-                                 f"do not support; store the table as a compound dataset")
-            infos.append(ColumnInfo(name=name, dtype=_native(ds.dtype), shape=tuple(ds.shape[1:]),
-                                    unit=text(ds.attrs.get("unit")), description=text(ds.attrs.get("description"))))
+            unit, description = (ds.attrs.get(key) for key in ("unit", "description"))
+            infos.append(self._column_info(name, ds.dtype, tuple(ds.shape[1:]),
+                                           None if unit is None else str(text(unit)),
+                                           None if description is None else str(text(description))))
         self._set_columns(infos)
 
     def _read(self, start: int, stop: int, names: list[str]) -> dict[str, np.ndarray]:
         if not names:
             return {}
-        if self._columns is not None:
-            try:
-                return {name: np.array(self._columns[name][start:stop], dtype=_native(self._columns[name].dtype))
-                        for name in names}
-            except Exception as exc:
-                raise _unreadable_rows(self.path, start, stop, exc) from exc
         try:
-            rec = self._ds.fields(list(names))[start:stop]
+            if self._columns is not None:
+                raw = {name: self._columns[name][start:stop] for name in names}
+            else:
+                rec = self._ds.fields(list(names))[start:stop]
+                raw = {name: rec[name] if rec.dtype.names else rec for name in names}
         except Exception as exc:
             raise _unreadable_rows(self.path, start, stop, exc) from exc
         out = {}
-        for name in names:
-            arr = rec[name] if rec.dtype.names else rec
+        for name, arr in raw.items():
             if name in self._text:
                 if arr.dtype.kind == "O":
                     flat = [

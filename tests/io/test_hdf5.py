@@ -58,8 +58,10 @@ def test_hdf5_column_group_as_written_by_tables_io(tmp_path):
         g["mag_i_lsst"].attrs["unit"] = "mag"
         g["redshift"] = np.linspace(0, 3, 50)
         g["id"] = np.arange(50)
+        g["name"] = np.array([f"gal{i}".encode() for i in range(50)])
     back = read_catalog(path)
-    assert back.colnames == ["id", "mag_i_lsst", "redshift"]
+    assert back.colnames == ["id", "mag_i_lsst", "name", "redshift"]
+    assert back["name"][7] == "gal7" and back["name"].dtype.kind == "U"
     assert back["mag_i_lsst"].unit == u.mag and back["mag_i_lsst"].dtype == np.float32
     np.testing.assert_array_equal(back["mag_i_lsst"], mag)
     with open_catalog(f"{path}:photometry") as reader:
