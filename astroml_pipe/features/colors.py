@@ -205,14 +205,15 @@ class Colors(Stage):
             mag = np.asarray(table[self.columns.mag_column(band)], dtype=np.float32)
             err = np.asarray(table[self.columns.err_column(band)], dtype=np.float32)
             nondet, unobserved = self.columns.sentinel_masks(mag)
-            m = np.where(nondet, np.float32(self.limits_[band]), mag)
-            m[unobserved] = np.nan
             e = np.where(nondet, np.float32(self.nondetection_err), err)
             e[unobserved | ~np.isfinite(e) | (e < 0) | self.columns.sentinel_masks(e)[0]] = np.nan
             e[nondet] = self.nondetection_err
             if self.magnitudes == "asinh":
                 m, e = asinh_magnitude(mag, e, nondet, self.limits_[band], self.limit_snr)
-                m[unobserved], e[unobserved] = np.nan, np.nan
+                e[unobserved] = np.nan
+            else:
+                m = np.where(nondet, np.float32(self.limits_[band]), mag)
+            m[unobserved] = np.nan
             filled[band], errors[band] = m, e
             out[filled_name(band)] = m
             out[f"nondet_{band}"] = nondet

@@ -124,8 +124,12 @@ class Hdf5CatalogReader(CatalogReader):
         import h5py
 
         found = ["/"] if cls._is_column_group(group) else []
-        group.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Group)
-                         and cls._is_column_group(obj) else None)
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Group) and cls._is_column_group(obj):
+                found.append(name)
+
+        group.visititems(visit)
         return found
 
     def _select(self, dataset: str | None) -> Any:
