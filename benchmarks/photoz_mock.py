@@ -167,22 +167,19 @@ def standard_names(table, args: argparse.Namespace):
     return table
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, default=10_000)
-    parser.add_argument("--n-test", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=101, help="training seed; the test catalog uses seed + 1")
+def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the training and test catalogs (simulated, or files of your own)."""
+    parser.add_argument("--seed", type=int, default=101,
+                        help="seed of the simulated training catalog; the test catalog uses seed + 1")
     parser.add_argument("--train", type=Path, help="training catalog instead of a simulated one")
     parser.add_argument("--test", type=Path, help="test catalog instead of a simulated one")
     parser.add_argument("--mag-column", default="mag_{band}", help="magnitude columns of --train/--test")
     parser.add_argument("--err-column", default="magerr_{band}", help="magnitude error columns of --train/--test")
     parser.add_argument("--redshift-column", default="redshift", help="true redshift column of --train/--test")
-    parser.add_argument("--stages", default=",".join(ORDER), help="comma-separated stages (see benchmarks/photoz.py)")
-    parser.add_argument("--no-flexzboost", action="store_true", help="skip FlexZBoost even if flexcode is installed")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz_mock.json")
-    args = parser.parse_args(argv)
 
-    from astroml_pipe import __version__
+
+def load_catalogs(parser: argparse.ArgumentParser, args: argparse.Namespace, n_train: int, n_test: int):
+    """The training and test tables of :func:`add_catalog_arguments`'s options, and a description for the JSON."""
     from astroml_pipe.io.catalogs import read_catalog
     from astroml_pipe.simulate.photometry import simulate_photometry
 
@@ -193,13 +190,38 @@ def main(argv: list[str] | None = None) -> dict:
         data = {"train": args.train.name, "test": args.test.name,
                 "sha256": {path.name: sha256(path) for path in (args.train, args.test)}}
     else:
-        train = simulate_photometry(args.n_train, random_state=args.seed, unobserved_fraction=0.01)
-        test = simulate_photometry(args.n_test, random_state=args.seed + 1, unobserved_fraction=0.01)
+        train = simulate_photometry(n_train, random_state=args.seed, unobserved_fraction=0.01)
+        test = simulate_photometry(n_test, random_state=args.seed + 1, unobserved_fraction=0.01)
         data = {"simulated": True, "seed": args.seed, "unobserved_fraction": 0.01}
+    return train, test, data
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def write_json(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=20_000)
+    add_catalog_arguments(parser)
+    parser.add_argument("--stages", default=",".join(ORDER), help="comma-separated stages (see benchmarks/photoz.py)")
+    parser.add_argument("--no-flexzboost", action="store_true", help="skip FlexZBoost even if flexcode is installed")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz_mock.json")
+    args = parser.parse_args(argv)
+
+    from astroml_pipe import __version__
+
+    train, test, data = load_catalogs(parser, args, args.n_train, args.n_test)
     data.update(n_train=len(train), n_test=len(test))
-    report: dict = {"astroml_pipe": __version__, "data": data,
-                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                "python": platform.python_version()}}
+    report: dict = {"astroml_pipe": __version__, "data": data, "machine": machine()}
     header = (f"{'':14s} {'sigma_NMAD':>10s} {'outliers':>8s} {'bias':>8s} {'PIT KS':>7s} {'CRPS':>7s} "
               f"{'cov68':>6s} {'train s':>8s} {'obj/s':>9s}")
     print(header, flush=True)
@@ -231,9 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
             report["targets_met"]["beats_flexzboost_sigma_nmad"] = d["sigma_nmad"] < f["sigma_nmad"]
             report["targets_met"]["beats_flexzboost_outliers"] = d["outlier_fraction"] < f["outlier_fraction"]
         print("targets:", json.dumps(report["targets_met"]))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(f"wrote {args.json}")
+    write_json(report, args.json)
     return report
 
 
