@@ -43,6 +43,7 @@ The figures are printed and written as JSON (``--json``, default
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"unknown stage {label!r}; expected default or one of {', '.join(STAGES)}")
     if args.pool is not None and not args.train:
         parser.error("--pool needs --train and --test")
+    if args.flexzboost and not all(importlib.util.find_spec(name) for name in ("flexcode", "xgboost")):
+        parser.error("--flexzboost needs the flexcode and xgboost packages (pip install flexcode xgboost)")
     rng = np.random.default_rng(args.seed)
     train, test, data = load_catalogs(parser, args, sizes[-1], args.n_test)
     if args.pool is not None:
@@ -103,12 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         subset = train[np.sort(order[:n])]
         for label in report["curves"]:
-            if label == "flexzboost":
-                entry = run_flexzboost(subset, test)
-                if entry is None:
-                    parser.error("--flexzboost needs the flexcode and xgboost packages (pip install flexcode xgboost)")
-            else:
-                entry = run_stage(label, subset, test)
+            entry = run_flexzboost(subset, test) if label == "flexzboost" else run_stage(label, subset, test)
             point = {"n_train": n, **{k: entry[k] for k in keys}}
             report["curves"][label].append(point)
             print(f"{label:14s} {n:8d} {point['sigma_nmad']:10.4f} {point['outlier_fraction']:8.4f} "
