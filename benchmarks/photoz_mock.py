@@ -178,6 +178,15 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redshift-column", default="redshift", help="true redshift column of --train/--test")
 
 
+def stage_labels(parser: argparse.ArgumentParser, stages: str) -> list[str]:
+    """The labels of ``--stages``, checked before any work is done."""
+    labels = stages.split(",")
+    for label in labels:
+        if label != "default" and label not in STAGES:
+            parser.error(f"unknown stage {label!r}; expected default or one of {', '.join(STAGES)}")
+    return labels
+
+
 def load_catalogs(parser: argparse.ArgumentParser, args: argparse.Namespace, n_train: int, n_test: int):
     """The training and test tables of :func:`add_catalog_arguments`'s options, and a description for the JSON."""
     from astroml_pipe.io.catalogs import read_catalog
@@ -216,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-flexzboost", action="store_true", help="skip FlexZBoost even if flexcode is installed")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz_mock.json")
     args = parser.parse_args(argv)
+    labels = stage_labels(parser, args.stages)
 
     from astroml_pipe import __version__
 
@@ -231,9 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{e['pit_ks']:7.3f} {e['crps_mean']:7.4f} {e.get('coverage_68', float('nan')):6.3f} "
               f"{e['train_seconds']:8.1f} {e['objects_per_second_in_memory']:9,.0f}", flush=True)
 
-    for label in args.stages.split(","):
-        if label != "default" and label not in STAGES:
-            parser.error(f"unknown stage {label!r}; expected default or one of {', '.join(STAGES)}")
+    for label in labels:
         report[label] = run_stage(label, train, test)
         show(label, report[label])
     if not args.no_flexzboost:

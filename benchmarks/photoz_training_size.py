@@ -50,9 +50,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photoz import STAGES  # noqa: E402
 from photoz_mock import (add_catalog_arguments, load_catalogs, machine, run_flexzboost, run_stage,  # noqa: E402
-                         write_json)
+                         stage_labels, write_json)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,10 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = sorted(int(s) for s in args.sizes.split(","))
     except ValueError:
         parser.error(f"--sizes must be comma-separated integers, not {args.sizes!r}")
-    labels = args.stages.split(",")
-    for label in labels:
-        if label != "default" and label not in STAGES:
-            parser.error(f"unknown stage {label!r}; expected default or one of {', '.join(STAGES)}")
+    labels = stage_labels(parser, args.stages)
     if args.pool is not None and not args.train:
         parser.error("--pool needs --train and --test")
     if args.flexzboost and not all(importlib.util.find_spec(name) for name in ("flexcode", "xgboost")):
