@@ -66,10 +66,24 @@ STAGES = {
 }
 
 
+#: ``pretrained``: the default pipeline with its networks pre-trained on simulated galaxies (needs the sim extra).
+PRETRAIN = {"galaxies": 200_000, "epochs": 10}
+#: Every label of --stages.
+LABELS = ("default", "pretrained", *STAGES)
+
+
 def pipeline_text(label: str) -> str:
-    """The benchmarked pipeline of a stage (``default``: the shipped default pipeline)."""
+    """The benchmarked pipeline of a label: ``default`` is the shipped default pipeline, ``pretrained``
+    the same with ``pretrain`` set, the others a stage of :data:`STAGES` after ``features.colors``."""
     if label == "default":
         return DEFAULT_PIPELINE.read_text()
+    if label == "pretrained":
+        import yaml
+
+        config = yaml.safe_load(DEFAULT_PIPELINE.read_text())
+        config["name"] = "default-pretrained"
+        config["stages"][-1]["with"]["pretrain"] = dict(PRETRAIN)
+        return yaml.safe_dump(config, sort_keys=False)
     uses, with_ = STAGES[label]
     return PIPELINE.format(label=label, uses=uses, with_=with_)
 

@@ -4,7 +4,10 @@ Every photo-z stage, in a pipeline with ``features.colors`` in front (asinh
 magnitudes, as in the default pipeline) and its default parameters
 (``point_estimate: median`` for the binned classifiers), is trained on the
 same training catalog and run on the same test catalog; the built-in
-default pipeline is ``default``.  When the
+default pipeline is ``default``.  ``pretrained`` (not run unless named in
+``--stages``) is the default pipeline with its networks first trained on
+200,000 simulated galaxies (``pretrain: {galaxies: 200000, epochs: 10}``;
+needs the ``sim`` extra).  When the
 ``flexcode`` and ``xgboost`` packages are installed (``pip install flexcode
 xgboost``; not a dependency of astroml-pipe), FlexZBoost is run too, with
 the settings of LSST-DESC RAIL's ``FlexZBoostInformer``: the i magnitude and
@@ -62,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photoz import STAGES, pipeline_text  # noqa: E402
+from photoz import LABELS, pipeline_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["default", "catboost", "random_forest", "knn", "adaboost", "committee", "bagging"]
@@ -182,8 +185,8 @@ def stage_labels(parser: argparse.ArgumentParser, stages: str) -> list[str]:
     """The labels of ``--stages``, checked before any work is done."""
     labels = stages.split(",")
     for label in labels:
-        if label != "default" and label not in STAGES:
-            parser.error(f"unknown stage {label!r}; expected default or one of {', '.join(STAGES)}")
+        if label not in LABELS:
+            parser.error(f"unknown stage {label!r}; expected one of {', '.join(LABELS)}")
     return labels
 
 
@@ -192,9 +195,9 @@ def load_catalogs(parser: argparse.ArgumentParser, args: argparse.Namespace, n_t
     from astroml_pipe.io.catalogs import read_catalog
     from astroml_pipe.simulate.photometry import simulate_photometry
 
+    if bool(args.train) != bool(args.test):
+        parser.error("--train and --test go together")
     if args.train:
-        if not args.test:
-            parser.error("--train needs --test")
         train, test = (standard_names(read_catalog(path), args) for path in (args.train, args.test))
         data = {"train": args.train.name, "test": args.test.name,
                 "sha256": {path.name: sha256(path) for path in (args.train, args.test)}}

@@ -292,20 +292,43 @@ class Pipeline:
         """Train every trainable stage in order on ``table``.
 
         Each stage is fitted on the table as extended by the stages before
-        it.  Training metrics reported by stages go to ``self.manifest``.
+        it.  A stage whose :meth:`~astroml_pipe.core.stage.Stage.pretraining_catalog`
+        gives rows (for example simulated galaxies) also gets them, extended
+        in the same way.  Training metrics reported by stages go to
+        ``self.manifest``.
         """
         self.validate({n: table[n].dtype for n in table.colnames}, training=True, source="the training table")
         current = table
         metrics: dict[str, Any] = {}
         for index, stage in enumerate(self.stages):
             if stage.trainable:
+                pretraining = self._pretraining_rows(index)
                 log.info("training %s on %d rows", stage.where, len(current))
-                stage.fit(current)
+                if pretraining is None:
+                    stage.fit(current)
+                else:
+                    stage.fit(current, pretraining=pretraining)
                 metrics[stage.label] = dict(getattr(stage, "training_metrics_", {}))
             if index < len(self.stages) - 1:
                 current = stage.run(current)
         self.manifest = {"metrics": metrics}
         return self
+
+    def _pretraining_rows(self, index: int) -> Table | None:
+        """The pretraining rows of stage ``index``, run through the stages before it (None if it has none)."""
+        stage = self.stages[index]
+        rows = stage.pretraining_catalog()
+        if rows is None:
+            return None
+        for earlier in self.stages[:index]:
+            missing = [name for name in earlier.requires() if name not in rows.colnames]
+            if missing:
+                raise ConfigError(
+                    f"{stage.where}: its pretraining rows cannot pass through {earlier.where}, which needs "
+                    f"column(s) {missing} that they do not have"
+                )
+            rows = earlier.run(rows)
+        return rows
 
     def run(self, table: Table) -> Table:
         """Apply every stage to an in-memory table; returns the extended table."""

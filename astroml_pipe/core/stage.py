@@ -141,6 +141,16 @@ class Stage(ABC):
         """Learn from a training table (stages that do not learn return ``self``)."""
         return self
 
+    def pretraining_catalog(self) -> Table | None:
+        """Rows to pre-train on before :meth:`fit`, in the pipeline's input columns, or None (the default).
+
+        :meth:`Pipeline.fit <astroml_pipe.core.pipeline.Pipeline.fit>` runs
+        them through the (already trained) stages before this one and calls
+        ``fit(table, pretraining=rows)``; a stage that returns rows here must
+        accept that keyword.
+        """
+        return None
+
     @abstractmethod
     def compute(self, table: Table) -> Mapping[str, np.ndarray]:
         """Return the new columns, keyed by the names in :meth:`provides`."""

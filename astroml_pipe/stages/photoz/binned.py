@@ -84,7 +84,11 @@ class BinnedPhotoZ(PhotoZStage):
             raise InputError(f"{self.where}: the training redshifts take too few distinct values to make bins")
         self.bin_edges_ = edges
         self._bases: dict[tuple[float, float], np.ndarray] = {}
-        return np.clip(np.searchsorted(edges, y, side="right") - 1, 0, len(edges) - 2)
+        return self._labels(y)
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        """The bin of each redshift in ``y``, with the edges set by :meth:`_bins`."""
+        return np.clip(np.searchsorted(self.bin_edges_, y, side="right") - 1, 0, len(self.bin_edges_) - 2)
 
     def _basis(self, smoothing: float, width: float) -> np.ndarray:
         key = (smoothing, width)

@@ -115,6 +115,9 @@ class CommitteePhotoZ(PhotoZStage):
         clash = sorted(set(given) & set(SHARED))
         if clash:
             raise ConfigError(f"{self.where}: member #{index + 1} may not set {clash}; set them on the committee")
+        if given.get("pretrain") is not None:
+            raise ConfigError(f"{self.where}: member #{index + 1} may not set 'pretrain': only a photo-z stage of "
+                              "its own in the pipeline is given the simulated rows")
         shared = {key: getattr(self, key) for key in SHARED}
         return cls(columns=self.columns, label=f"{self.label}/member{index + 1}", **shared, **given)
 

@@ -33,6 +33,17 @@ is the raw output from which the PDF is made as described in
 :mod:`astroml_pipe.stages.photoz.binned` (temperature scaling, smoothing
 and the PIT recalibration of every photo-z stage).
 
+Pretraining on simulated galaxies
+---------------------------------
+With ``pretrain: {galaxies: N, epochs: E}`` (off by default; needs the
+``sim`` extra), every network first makes ``E`` passes over ``N`` simulated
+galaxies (:mod:`astroml_pipe.stages.photoz.pretraining`) and then trains
+and early-stops on the real rows as above.  The simulated rows get their
+features from the stages before this one in the pipeline, are standardised
+with the real rows' medians, means and scales and are labelled with the
+real rows' bin edges; those outside the PDF grid are left out.  Only the
+trained weights are saved: applying the model needs no simulation.
+
 Saving
 ------
 No pickle: the weights and biases of every layer of every network are saved
@@ -48,12 +59,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from astropy.table import Table
 
-from astroml_pipe.core.errors import ConfigError, ModelError
+from astroml_pipe.core.errors import ConfigError, InputError, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, standardize
 from astroml_pipe.stages.photoz.base import COMMON_PARAMS
 from astroml_pipe.stages.photoz.binned import BinnedPhotoZ
+from astroml_pipe.stages.photoz.pretraining import PretrainSettings, simulated_catalog
 
 __all__ = ["MLPPhotoZ", "calibrated_log_loss"]
 
@@ -116,6 +129,10 @@ class MLPPhotoZ(BinnedPhotoZ):
         Param("noise_scale", float, 0.0,
               "Each epoch, add Gaussian noise of this many times its error to every feature that has an "
               "error feature '<name>_err' (0: off).", minimum=0.0),
+        Param("pretrain", dict, None,
+              "Pre-train every network on simulated galaxies first: {galaxies: N, epochs: 10, mag_limit: 25.3, "
+              "limit_band: i, depth: lsst10yr} (only galaxies is required; needs the sim extra; null: off).",
+              nullable=True),
     )
 
     def validate(self) -> None:
@@ -125,8 +142,62 @@ class MLPPhotoZ(BinnedPhotoZ):
         if self.noise_scale > 0 and self.features is None and not self.use_errors:
             raise ConfigError(f"{self.where}: noise_scale needs the colour errors as features; "
                               "set use_errors: true or noise_scale: 0")
+        self._pretrain_settings()  # checked when the pipeline file is read
+
+    def _pretrain_settings(self) -> PretrainSettings | None:
+        """The checked ``pretrain`` settings for the current column map (None: no pretraining)."""
+        if self.pretrain is None:
+            return None
+        return PretrainSettings.from_param(self.pretrain, self.columns, self.where)
 
     # -- learning --------------------------------------------------------------------
+    def pretraining_catalog(self) -> Table | None:
+        """Simulated galaxies in the pipeline's input columns if ``pretrain`` is set, else None."""
+        settings = self._pretrain_settings()
+        if settings is None:
+            return None
+        return simulated_catalog(settings, self.columns, self.target, self.grid.stop, self.random_state)
+
+    def fit(self, table: Table, pretraining: Table | None = None) -> "MLPPhotoZ":
+        """Train on ``table``, after pretraining on ``pretraining`` if ``pretrain`` is set.
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            Training rows: the feature columns and ``target``.
+        pretraining : astropy.table.Table, optional
+            Simulated rows with the same columns, as made by a pipeline (see
+            :meth:`pretraining_catalog`).  Without them the simulated catalog
+            is used as it is, which works only if the features are among its
+            columns.
+
+        Returns
+        -------
+        MLPPhotoZ
+            ``self``, trained.
+        """
+        settings = self._pretrain_settings()
+        if pretraining is not None and settings is None:
+            raise ConfigError(f"{self.where}: pretraining rows were given but parameter 'pretrain' is null")
+        self._pretraining_rows = None
+        if settings is not None:
+            rows = self.pretraining_catalog() if pretraining is None else pretraining
+            missing = [name for name in self.fit_requires() if name not in rows.colnames]
+            if missing:
+                raise InputError(
+                    f"{self.where}: the simulated pretraining galaxies lack column(s) {missing}; fit the stage in "
+                    "a Pipeline, whose earlier stages compute its features, or pass pretraining= rows that have them"
+                )
+            self._pretraining_rows = (self._matrix(rows, self.feature_columns()),
+                                      np.asarray(rows[self.target], dtype=np.float64), settings.epochs)
+        try:
+            super().fit(table)
+        finally:
+            self._pretraining_rows = None
+        if settings is not None:
+            self.training_metrics_.update(n_pretrain=self._n_pretrain, pretrain_epochs=settings.epochs)
+        return self
+
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
         from tqdm.auto import tqdm
 
@@ -135,12 +206,21 @@ class MLPPhotoZ(BinnedPhotoZ):
         self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         x = standardize(X, self.medians_, self.mean_, self.scale_)
         self._noise = self._noise_columns(X) if self.noise_scale > 0 else None
+        pretraining = getattr(self, "_pretraining_rows", None)
+        if pretraining is not None:
+            X_pre, y_pre, epochs = pretraining
+            inside = np.isfinite(y_pre) & (y_pre >= self.grid.start) & (y_pre <= self.grid.stop)
+            pre = (standardize(X_pre[inside], self.medians_, self.mean_, self.scale_), self._labels(y_pre[inside]),
+                   epochs)
+            self._n_pretrain = int(inside.sum())
+        else:
+            pre = None
         seed = self.random_state if self.random_state is not None else 0
         self.networks_ = []
         self.epochs_ = []
         for k in tqdm(range(self.n_networks), desc="networks", unit="net", leave=False,
                       disable=not log.isEnabledFor(logging.INFO)):
-            weights, epochs = self._train_network(x, labels, seed + k)
+            weights, epochs = self._train_network(x, labels, seed + k, pre)
             self.networks_.append(weights)
             self.epochs_.append(epochs)
         log.info("%s: %d networks trained for %s epochs", self.where, self.n_networks, self.epochs_)
@@ -158,8 +238,12 @@ class MLPPhotoZ(BinnedPhotoZ):
         errors = np.where(np.isfinite(errors) & (errors > 0), errors, 0.0)
         return columns, self.noise_scale * errors / self.scale_[columns]
 
-    def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[list[np.ndarray], int]:
-        """One network, early-stopped on the calibrated log-loss of its own held-out rows: (layers, best epoch)."""
+    def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int,
+                       pre: tuple[np.ndarray, np.ndarray, int] | None = None) -> tuple[list[np.ndarray], int]:
+        """One network, early-stopped on the calibrated log-loss of its own held-out rows: (layers, best epoch).
+
+        ``pre`` holds the standardised simulated rows, their bins and the passes to make over them first.
+        """
         from sklearn.neural_network import MLPClassifier
 
         order = np.random.default_rng(seed).permutation(len(labels))
@@ -168,6 +252,10 @@ class MLPPhotoZ(BinnedPhotoZ):
         net = MLPClassifier(hidden_layer_sizes=tuple(self.hidden_layers), alpha=self.alpha,
                             learning_rate_init=self.learning_rate, batch_size=min(self.batch_size, len(train)),
                             random_state=seed)
+        if pre is not None:  # learn from the simulated galaxies first
+            x_pre, labels_pre, epochs = pre
+            for _ in range(epochs):
+                net.partial_fit(x_pre, labels_pre, classes=self.classes_)
         best, best_weights, best_epoch, waited = np.inf, None, 0, 0
         noise_rng = np.random.default_rng([seed, 1])
         for epoch in range(self.max_epochs):
