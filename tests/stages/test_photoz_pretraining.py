@@ -140,6 +140,9 @@ def test_outside_a_pipeline_the_features_must_be_in_the_pretraining_rows(small_t
     assert stage.training_metrics_["n_pretrain"] == 500
     with pytest.raises(ConfigError, match="pretraining rows were given but parameter 'pretrain' is null"):
         MLPPhotoZ(**MLP).fit(colours.run(train), pretraining=rows)
+    # Features that the simulation writes itself (magnitudes) need no earlier stage.
+    on_magnitudes = MLPPhotoZ(**MLP, features=["mag_g", "mag_r", "mag_i"], pretrain={"galaxies": 300, "epochs": 1})
+    assert on_magnitudes.fit(train).training_metrics_["n_pretrain"] == 300
 
 
 def test_committee_members_may_not_pretrain():

@@ -181,13 +181,15 @@ class MLPPhotoZ(BinnedPhotoZ):
             raise ConfigError(f"{self.where}: pretraining rows were given but parameter 'pretrain' is null")
         self._pretraining_rows = None
         if settings is not None:
-            rows = self.pretraining_catalog() if pretraining is None else pretraining
-            missing = [name for name in self.fit_requires() if name not in rows.colnames]
+            # Checked before simulating: the simulation writes only the photometry and the target.
+            have = pretraining.colnames if pretraining is not None else [*self.columns.photometry_columns(), self.target]
+            missing = [name for name in self.fit_requires() if name not in have]
             if missing:
                 raise InputError(
                     f"{self.where}: the simulated pretraining galaxies lack column(s) {missing}; fit the stage in "
                     "a Pipeline, whose earlier stages compute its features, or pass pretraining= rows that have them"
                 )
+            rows = self.pretraining_catalog() if pretraining is None else pretraining
             self._pretraining_rows = (self._matrix(rows, self.feature_columns()),
                                       np.asarray(rows[self.target], dtype=np.float64), settings.epochs)
         try:
