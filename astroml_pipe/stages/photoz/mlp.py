@@ -182,7 +182,8 @@ class MLPPhotoZ(BinnedPhotoZ):
         self._pretraining_rows = None
         if settings is not None:
             # Checked before simulating: the simulation writes only the photometry and the target.
-            have = pretraining.colnames if pretraining is not None else [*self.columns.photometry_columns(), self.target]
+            have = (pretraining.colnames if pretraining is not None
+                    else [*self.columns.photometry_columns(), self.target])
             missing = [name for name in self.fit_requires() if name not in have]
             if missing:
                 raise InputError(
@@ -190,14 +191,16 @@ class MLPPhotoZ(BinnedPhotoZ):
                     "a Pipeline, whose earlier stages compute its features, or pass pretraining= rows that have them"
                 )
             rows = self.pretraining_catalog() if pretraining is None else pretraining
-            self._pretraining_rows = (self._matrix(rows, self.feature_columns()),
-                                      np.asarray(rows[self.target], dtype=np.float64), settings.epochs)
+            y_pre = np.asarray(rows[self.target], dtype=np.float64)
+            inside = np.isfinite(y_pre) & (y_pre >= self.grid.start) & (y_pre <= self.grid.stop)
+            self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside],
+                                      settings.epochs)
         try:
             super().fit(table)
         finally:
             self._pretraining_rows = None
         if settings is not None:
-            self.training_metrics_.update(n_pretrain=self._n_pretrain, pretrain_epochs=settings.epochs)
+            self.training_metrics_.update(n_pretrain=int(inside.sum()), pretrain_epochs=settings.epochs)
         return self
 
     def _fit_model(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -208,15 +211,10 @@ class MLPPhotoZ(BinnedPhotoZ):
         self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         x = standardize(X, self.medians_, self.mean_, self.scale_)
         self._noise = self._noise_columns(X) if self.noise_scale > 0 else None
-        pretraining = getattr(self, "_pretraining_rows", None)
-        if pretraining is not None:
-            X_pre, y_pre, epochs = pretraining
-            inside = np.isfinite(y_pre) & (y_pre >= self.grid.start) & (y_pre <= self.grid.stop)
-            pre = (standardize(X_pre[inside], self.medians_, self.mean_, self.scale_), self._labels(y_pre[inside]),
-                   epochs)
-            self._n_pretrain = int(inside.sum())
-        else:
-            pre = None
+        pre = None
+        if self._pretraining_rows is not None:  # set by fit: simulated rows inside the grid
+            X_pre, y_pre, epochs = self._pretraining_rows
+            pre = (standardize(X_pre, self.medians_, self.mean_, self.scale_), self._labels(y_pre), epochs)
         seed = self.random_state if self.random_state is not None else 0
         self.networks_ = []
         self.epochs_ = []

@@ -63,7 +63,8 @@ class PretrainSettings:
     @classmethod
     def from_param(cls, value: Mapping[str, Any], columns: ColumnMap, where: str) -> "PretrainSettings":
         """Check the ``pretrain`` parameter against the pipeline's bands; raise `ConfigError` if it is wrong."""
-        from astroml_pipe.simulate.photometry import LSST_BANDS, M5  # only when pretrain is set: it loads scipy
+        # Imported only when pretrain is set: the simulator loads scipy.special.
+        from astroml_pipe.simulate.photometry import LSST_BANDS, M5, M_BRIGHT
 
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(value) - set(known))
@@ -86,8 +87,10 @@ class PretrainSettings:
             ) from None
         if settings.galaxies < 1 or settings.epochs < 1:
             raise ConfigError(f"{where}: pretrain 'galaxies' and 'epochs' must be positive, got {dict(value)!r}")
-        if not 19.0 < settings.mag_limit < 30.0:
-            raise ConfigError(f"{where}: pretrain 'mag_limit' must be in (19, 30), got {settings.mag_limit}")
+        if not M_BRIGHT + 1.0 < settings.mag_limit < 30.0:  # the range simulate_photometry accepts
+            raise ConfigError(
+                f"{where}: pretrain 'mag_limit' must be in ({M_BRIGHT + 1:g}, 30), got {settings.mag_limit}"
+            )
         if settings.depth not in M5:
             raise ConfigError(f"{where}: pretrain 'depth' must be one of {sorted(M5)}, got {settings.depth!r}")
         others = [band for band in columns.bands if band not in LSST_BANDS]
