@@ -66,23 +66,27 @@ STAGES = {
 }
 
 
-#: ``pretrained``: the default pipeline with its networks pre-trained on simulated galaxies (needs the sim extra).
+#: ``pretrained``: the default pipeline with its networks pre-trained on simulated galaxies (needs the sim extra);
+#: ``pretrained-wide``: the same with networks of 3 x 128 units.
 PRETRAIN = {"galaxies": 200_000, "epochs": 10}
+VARIANTS = {"pretrained": {"pretrain": PRETRAIN},
+            "pretrained-wide": {"pretrain": PRETRAIN, "hidden_layers": [128, 128, 128]}}
 #: Every label of --stages.
-LABELS = ("default", "pretrained", *STAGES)
+LABELS = ("default", *VARIANTS, *STAGES)
 
 
 def pipeline_text(label: str) -> str:
-    """The benchmarked pipeline of a label: ``default`` is the shipped default pipeline, ``pretrained``
-    the same with ``pretrain`` set, the others a stage of :data:`STAGES` after ``features.colors``."""
+    """The benchmarked pipeline of a label: ``default`` is the shipped default pipeline, the labels of
+    :data:`VARIANTS` the same with those parameters of its photo-z stage changed, the others a stage of
+    :data:`STAGES` after ``features.colors``."""
     if label == "default":
         return DEFAULT_PIPELINE.read_text()
-    if label == "pretrained":
+    if label in VARIANTS:
         import yaml
 
         config = yaml.safe_load(DEFAULT_PIPELINE.read_text())
-        config["name"] = "default-pretrained"
-        config["stages"][-1]["with"]["pretrain"] = dict(PRETRAIN)
+        config["name"] = f"default-{label}"
+        config["stages"][-1]["with"].update(VARIANTS[label])
         return yaml.safe_dump(config, sort_keys=False)
     uses, with_ = STAGES[label]
     return PIPELINE.format(label=label, uses=uses, with_=with_)

@@ -7,7 +7,8 @@ same training catalog and run on the same test catalog; the built-in
 default pipeline is ``default``.  ``pretrained`` (not run unless named in
 ``--stages``) is the default pipeline with its networks first trained on
 200,000 simulated galaxies (``pretrain: {galaxies: 200000, epochs: 10}``;
-needs the ``sim`` extra).  When the
+needs the ``sim`` extra), and ``pretrained-wide`` the same with networks of
+3 x 128 units (``hidden_layers: [128, 128, 128]``).  When the
 ``flexcode`` and ``xgboost`` packages are installed (``pip install flexcode
 xgboost``; not a dependency of astroml-pipe), FlexZBoost is run too, with
 the settings of LSST-DESC RAIL's ``FlexZBoostInformer``: the i magnitude and

@@ -252,6 +252,9 @@ class MLPPhotoZ(BinnedPhotoZ):
         net = MLPClassifier(hidden_layer_sizes=tuple(self.hidden_layers), alpha=self.alpha,
                             learning_rate_init=self.learning_rate, batch_size=min(self.batch_size, len(train)),
                             random_state=seed)
+        # partial_fit reseeds its shuffling from random_state at every call, so every epoch cuts the rows into
+        # the same mini-batches (with new noise). Reshuffling them each epoch was tried and was not better
+        # (docs/photoz.rst, the variants of the default).
         if pre is not None:  # learn from the simulated galaxies first
             x_pre, labels_pre, epochs = pre
             for _ in range(epochs):
