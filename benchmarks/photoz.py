@@ -30,6 +30,7 @@ The figures are printed and written as JSON (``--json``, default
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -86,7 +87,7 @@ def pipeline_text(label: str) -> str:
 
         config = yaml.safe_load(DEFAULT_PIPELINE.read_text())
         config["name"] = f"default-{label}"
-        config["stages"][-1]["with"].update(VARIANTS[label])
+        config["stages"][-1]["with"].update(copy.deepcopy(VARIANTS[label]))
         return yaml.safe_dump(config, sort_keys=False)
     uses, with_ = STAGES[label]
     return PIPELINE.format(label=label, uses=uses, with_=with_)
