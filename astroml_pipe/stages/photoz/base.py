@@ -126,17 +126,20 @@ class PhotoZStage(Stage):
     """Base class of photometric-redshift stages."""
 
     trainable = True
+    #: Whether the model's raw output is computed block by block, on all cores, with the PDFs (True), or for a
+    #: whole chunk at once (False: for models whose prediction has a large cost per call).
+    predict_in_blocks = False
 
     def validate(self) -> None:
         self.grid = PdfGrid.from_dict(self.pdf_grid, where=f"{self.where}: pdf_grid")
         if self.features is not None and not self.features:
             raise ConfigError(f"{self.where}: parameter 'features' must name at least one column")
-        if self.kernel_width is None and self.validation_fraction == 0:
+        if self.kernel_width is None and not self._has_validation():
             raise ConfigError(
                 f"{self.where}: kernel_width null is chosen on validation rows; set validation_fraction > 0 "
                 "or give kernel_width"
             )
-        if self.recalibrate and self.validation_fraction == 0:
+        if self.recalibrate and not self._has_validation():
             raise ConfigError(
                 f"{self.where}: recalibrate needs validation rows; set validation_fraction > 0 or recalibrate: false"
             )
@@ -208,31 +211,44 @@ class PhotoZStage(Stage):
         X, y = X[good], y[good]
         if len(y) < 10:
             raise InputError(f"{self.where}: only {len(y)} usable training rows in column {self.target!r}; need at least 10")
-        rng = np.random.default_rng(self.random_state)
-        order = rng.permutation(len(y))
-        n_val = int(round(self.validation_fraction * len(y)))
-        val, train = order[:n_val], order[n_val:]
         self.features_ = features
-        self._fit_model(X[train], y[train])
-        metrics: dict[str, Any] = {"n_train": int(len(train)), "n_validation": int(n_val)}
+        n_train, raw, y_val = self._fit_and_validate(X, y)
+        metrics: dict[str, Any] = {"n_train": int(n_train), "n_validation": int(len(y_val))}
         self.recalibration_ = None
-        if n_val:
-            raw = self._predict_raw(X[val])
-            self.pdf_settings_ = self._choose_pdf_settings(raw, y[val])
+        if len(y_val):
+            self.pdf_settings_ = self._choose_pdf_settings(raw, y_val)
             pdf = self._pdf_from_raw(raw, **self.pdf_settings_)
-            pit = pit_values(self.grid, pdf, y[val])
+            pit = pit_values(self.grid, pdf, y_val)
             metrics["validation_pit_ks_before_recalibration"] = pit_statistics(pit)["pit_ks"]
             if self.recalibrate:
                 self.recalibration_ = PitRecalibration.fit(pit)
             z_phot = self._summaries(pdf)[self.point_estimate]
-            metrics.update({f"validation_{k}": v for k, v in photoz_metrics(z_phot, y[val]).items() if k != "n"})
-            metrics["validation_mean_log_density"] = _mean_log_density(self.grid, pdf, y[val])
+            metrics.update({f"validation_{k}": v for k, v in photoz_metrics(z_phot, y_val).items() if k != "n"})
+            metrics["validation_mean_log_density"] = _mean_log_density(self.grid, pdf, y_val)
         else:
             self.pdf_settings_ = self._default_pdf_settings()
         metrics["pdf_settings"] = dict(self.pdf_settings_)
         self.training_metrics_ = metrics
         log.info("%s trained: %s", self.where, metrics)
         return self
+
+    def _fit_and_validate(self, X: np.ndarray, y: np.ndarray) -> tuple[int, Any, np.ndarray]:
+        """Train on the usable rows and predict the validation rows.
+
+        Holds out a random ``validation_fraction`` of the rows, trains on the
+        others and returns ``(rows trained on, raw output of the validation
+        rows, their true redshifts)``; the PDF settings and the recalibration
+        are fitted on that output.
+        """
+        order = np.random.default_rng(self.random_state).permutation(len(y))
+        n_val = int(round(self.validation_fraction * len(y)))
+        val, train = order[:n_val], order[n_val:]
+        self._fit_model(X[train], y[train])
+        return len(train), (self._predict_raw(X[val]) if n_val else None), y[val]
+
+    def _has_validation(self) -> bool:
+        """Whether training yields validation output to fit the PDF settings and the recalibration on."""
+        return self.validation_fraction > 0
 
     def _choose_pdf_settings(self, raw: Any, z_true: np.ndarray) -> dict[str, float]:
         best: dict[str, float] = {}
@@ -287,7 +303,7 @@ class PhotoZStage(Stage):
     def compute(self, table: Table) -> dict[str, np.ndarray]:
         X = self._matrix(table, self.feature_columns())
         n, p = len(table), self.prefix
-        raw = self._predict_raw(X) if n else None
+        raw = self._predict_raw(X) if n and not self.predict_in_blocks else None
         names = {"mode": f"{p}_mode", "median": f"{p}_median", "mean": f"{p}_mean", "lo": f"{p}_lo", "hi": f"{p}_hi"}
         out = {name: np.empty(n, np.float32) for name in (p, *names.values())}
         out[f"{p}_pdf"] = np.empty((n, self.grid.num), np.int16)
@@ -298,13 +314,14 @@ class PhotoZStage(Stage):
         # writes only its own rows of the outputs.
         def process(start: int) -> None:
             block = slice(start, min(start + BLOCK_ROWS, n))
-            pdf = self._pdf_from_raw(raw[block], **self.pdf_settings_)
+            raw_block = self._predict_raw(X[block]) if self.predict_in_blocks else raw[block]
+            pdf = self._pdf_from_raw(raw_block, **self.pdf_settings_)
             stats = self._summaries(pdf)
             for key, name in names.items():
                 out[name][block] = stats[key]
             out[p][block] = stats[self.point_estimate]
             out[f"{p}_pdf"][block] = quantize(pdf)
-            for name, values in self._block_extras(raw[block]).items():
+            for name, values in self._block_extras(raw_block).items():
                 out[name][block] = values
 
         starts = range(0, n, BLOCK_ROWS)
