@@ -75,8 +75,9 @@ class PitRecalibration:
         cdf = cdf_on_grid(grid, pdf)
         cdf *= np.float32(LOOKUP - 1)
         cdf += np.float32(0.5)
-        index = cdf.astype(np.int16)  # the nearest of LOOKUP knots over [0, 1]
-        pdf *= np.take(self._table, index)
+        # The nearest of LOOKUP knots over [0, 1]; indexing with int32 is twice as fast as np.take with int16.
+        index = cdf.astype(np.int32)
+        pdf *= self._table[index]
         return normalize(pdf, grid.step)
 
     def to_list(self) -> list[float]:
