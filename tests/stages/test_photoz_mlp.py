@@ -111,6 +111,21 @@ def test_cross_fitting_holds_out_every_row_once(trained, make_catalog):
     assert metrics["validation_outlier_fraction"] == pytest.approx(out_of_fold["outlier_fraction"], abs=1e-3)
 
 
+@pytest.mark.parametrize("cross_fit", [True, False])
+def test_folds_keep_the_copies_of_a_row_together(cross_fit):
+    stage = MLPPhotoZ(n_networks=4, cross_fit=cross_fit)
+    rows = np.random.default_rng(0).integers(0, 300, 300)  # a bootstrap resample, as photoz.bagging gives
+    stage._groups = rows  # what fit(groups=rows) sets while training
+    folds = stage._folds(len(rows), 3)
+    for train, held in folds:
+        assert len(held) and len(train) + len(held) == len(rows)
+        assert not set(rows[train]) & set(rows[held])
+    if cross_fit:
+        np.testing.assert_array_equal(np.sort(np.concatenate([h for _, h in folds])), np.arange(len(rows)))
+    stage._groups = None  # every row its own group: copies fall on both sides
+    assert any(set(rows[train]) & set(rows[held]) for train, held in stage._folds(len(rows), 3))
+
+
 def test_held_out_validation_when_not_cross_fitting(trained_held_out, test_table):
     stage = trained_held_out.stages[-1]
     assert stage.training_metrics_["n_validation"] == 200 and stage.training_metrics_["n_train"] == 1800

@@ -71,3 +71,32 @@ def test_kernel_width_null_needs_validation_rows():
     with pytest.raises(ConfigError, match="recalibrate needs validation rows"):
         Pipeline.from_dict({"stages": [{"uses": "photoz.random_forest",
                                         "with": {"validation_fraction": 0.0, "kernel_width": 0.01}}]})
+
+
+def test_groups_keep_the_copies_of_a_row_on_one_side_of_the_validation_split(make_catalog):
+    """With groups (as bagging gives its bootstrap resamples), no held-out row is also trained on."""
+    pipe = Pipeline.from_dict({"stages": [
+        {"name": "pz", "uses": "photoz.random_forest", "with": {"features": ["mag_g", "mag_r", "mag_i"],
+                                                              "n_estimators": 5, "validation_fraction": 0.2}},
+    ]})
+    stage = pipe["pz"]
+    table = make_catalog(400, seed=2)
+    rows = np.random.default_rng(0).integers(0, len(table), len(table))  # a bootstrap resample: copies of rows
+    seen = {}
+    fit_model, predict_raw = stage._fit_model, stage._predict_raw
+
+    def record(name, method):
+        def wrapped(X, *args):
+            seen.setdefault(name, {tuple(x) for x in X.tolist()})
+            return method(X, *args)
+        return wrapped
+
+    stage._fit_model, stage._predict_raw = record("train", fit_model), record("held", predict_raw)
+    stage.fit(table[rows], groups=rows)
+    assert seen["held"] and not seen["held"] & seen["train"]
+    assert stage.training_metrics_["n_train"] + stage.training_metrics_["n_validation"] == len(rows)
+    seen.clear()
+    stage.fit(table[rows])  # every row its own group: copies of a row fall on both sides
+    assert seen["held"] & seen["train"]
+    with pytest.raises(InputError, match="groups must have one label per training row"):
+        stage.fit(table, groups=rows[:10])

@@ -129,6 +129,9 @@ class PhotoZStage(Stage):
     #: Whether the model's raw output is computed block by block, on all cores, with the PDFs (True), or for a
     #: whole chunk at once (False: for models whose prediction has a large cost per call).
     predict_in_blocks = False
+    #: Group label of every row that ``_fit_model`` is training on, set by :meth:`fit` while it trains (None:
+    #: every row is its own group). Subclasses that hold rows out inside ``_fit_model`` split by these groups.
+    _groups: np.ndarray | None = None
 
     def validate(self) -> None:
         self.grid = PdfGrid.from_dict(self.pdf_grid, where=f"{self.where}: pdf_grid")
@@ -192,9 +195,31 @@ class PhotoZStage(Stage):
         return X
 
     # -- learning --------------------------------------------------------------------
-    def fit(self, table: Table) -> "PhotoZStage":
-        """Train on ``table`` (feature columns and the ``target`` column)."""
+    def fit(self, table: Table, *, groups: np.ndarray | None = None) -> "PhotoZStage":
+        """Train on ``table`` (feature columns and the ``target`` column).
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+            Training rows.
+        groups : numpy.ndarray, optional
+            A label for every row of ``table``.  Rows with the same label,
+            such as the copies of one galaxy in a bootstrap resample, are
+            kept on the same side of every split into training and held-out
+            rows, so that no held-out row is also trained on.  By default
+            every row is its own group.
+
+        Returns
+        -------
+        PhotoZStage
+            ``self``, trained.
+        """
         self.check_columns(table, self.fit_requires())
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (len(table),):
+                raise InputError(f"{self.where}: groups must have one label per training row ({len(table)}), "
+                                 f"got shape {groups.shape}")
         features = self.feature_columns()
         X = self._matrix(table, features)
         y = np.asarray(table[self.target], dtype=np.float64)
@@ -209,10 +234,14 @@ class PhotoZStage(Stage):
             )
             good &= ~outside
         X, y = X[good], y[good]
+        self._groups = None if groups is None else groups[good]
         if len(y) < 10:
             raise InputError(f"{self.where}: only {len(y)} usable training rows in column {self.target!r}; need at least 10")
         self.features_ = features
-        n_train, raw, y_val = self._fit_and_validate(X, y)
+        try:
+            n_train, raw, y_val = self._fit_and_validate(X, y)
+        finally:
+            self._groups = None
         metrics: dict[str, Any] = {"n_train": int(n_train), "n_validation": int(len(y_val))}
         self.recalibration_ = None
         if len(y_val):
@@ -235,16 +264,19 @@ class PhotoZStage(Stage):
     def _fit_and_validate(self, X: np.ndarray, y: np.ndarray) -> tuple[int, Any, np.ndarray]:
         """Train on the usable rows and predict the validation rows.
 
-        Holds out a random ``validation_fraction`` of the rows, trains on the
-        others and returns ``(rows trained on, raw output of the validation
-        rows, their true redshifts)``; the PDF settings and the recalibration
-        are fitted on that output.
+        Holds out a random ``validation_fraction`` of the rows (of the
+        groups, if ``fit`` was given groups), trains on the others and
+        returns ``(rows trained on, raw output of the validation rows, their
+        true redshifts)``; the PDF settings and the recalibration are fitted
+        on that output.
         """
-        order = np.random.default_rng(self.random_state).permutation(len(y))
-        n_val = int(round(self.validation_fraction * len(y)))
-        val, train = order[:n_val], order[n_val:]
+        val, train = hold_out(len(y), self.validation_fraction, np.random.default_rng(self.random_state),
+                              self._groups)
+        groups = self._groups
+        self._groups = None if groups is None else groups[train]  # what _fit_model may split further
         self._fit_model(X[train], y[train])
-        return len(train), (self._predict_raw(X[val]) if n_val else None), y[val]
+        self._groups = groups
+        return len(train), (self._predict_raw(X[val]) if len(val) else None), y[val]
 
     def _has_validation(self) -> bool:
         """Whether training yields validation output to fit the PDF settings and the recalibration on."""
@@ -358,6 +390,23 @@ class PhotoZStage(Stage):
         density = state.get("recalibration_")
         self.recalibration_ = None if density is None else PitRecalibration(density)
         self.training_metrics_ = dict(state.get("training_metrics_", {}))
+
+
+def hold_out(n: int, fraction: float, rng: np.random.Generator, groups: np.ndarray | None = None,
+             minimum: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random ``fraction`` (at least ``minimum``) of ``n`` rows, or of their ``groups``: (held out, the others).
+
+    With ``groups`` (a label per row), whole groups are held out, so that no held-out row has a copy among the
+    others.
+    """
+    if groups is None:
+        order = rng.permutation(n)
+        n_held = max(minimum, int(round(fraction * n)))
+        return order[:n_held], order[n_held:]
+    labels, group = np.unique(groups, return_inverse=True)
+    held = np.zeros(len(labels), bool)
+    held[rng.permutation(len(labels))[: max(minimum, int(round(fraction * len(labels))))]] = True
+    return np.flatnonzero(held[group]), np.flatnonzero(~held[group])
 
 
 def _mean_log_density(grid: PdfGrid, pdf: np.ndarray, z_true: np.ndarray) -> float:

@@ -32,6 +32,10 @@ the particular training sample::
     - name: photoz
       uses: photoz.bagging
       with: {member: {uses: photoz.catboost}, n_bags: 5}
+
+The copies of a row drawn more than once form one group (``fit(groups=...)``):
+each copy trains on all of them or holds all of them out, never some of each,
+so that its held-out rows are ones it has not learnt.
 """
 
 from __future__ import annotations
@@ -133,12 +137,16 @@ class CommitteePhotoZ(PhotoZStage):
         table = Table({name: X[:, j] for j, name in enumerate(features)})
         table[self.target] = y
         for index, member in enumerate(self._members):
-            member.fit(self._training_rows(table, index))
+            rows = self._training_rows(len(table), index)
+            if rows is None:
+                member.fit(table, groups=self._groups)
+            else:  # a row drawn twice stays one group, so the member never holds out a row it trains on
+                member.fit(table[rows], groups=rows if self._groups is None else self._groups[rows])
         self.member_weights_ = np.full(len(self._members), 1.0 / len(self._members))
 
-    def _training_rows(self, table: Table, index: int) -> Table:
-        """The rows member ``index`` learns from (all of them in a committee)."""
-        return table
+    def _training_rows(self, n: int, index: int) -> np.ndarray | None:
+        """Indices of the rows (of ``n``) that member ``index`` learns from; None: all of them, as in a committee."""
+        return None
 
     def _pdf_candidates(self) -> list[dict[str, float]]:
         return [{}]
@@ -222,9 +230,9 @@ class BaggingPhotoZ(CommitteePhotoZ):
             Col(f"{self.prefix}_spread", "", "float32", f"standard deviation of the bagged copies' {self.point_estimate}"),
         ]
 
-    def _training_rows(self, table: Table, index: int) -> Table:
+    def _training_rows(self, n: int, index: int) -> np.ndarray:
         rng = np.random.default_rng(self._members[index].random_state)
-        return table[rng.integers(0, len(table), len(table))]
+        return rng.integers(0, n, n)
 
     def _choose_pdf_settings(self, raw: _MemberOutputs, z_true: np.ndarray) -> dict[str, float]:
         return {}  # plain average: equal weights

@@ -89,7 +89,7 @@ from astropy.table import Table
 from astroml_pipe.core.errors import ConfigError, InputError, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, standardize
-from astroml_pipe.stages.photoz.base import COMMON_PARAMS
+from astroml_pipe.stages.photoz.base import COMMON_PARAMS, hold_out
 from astroml_pipe.stages.photoz.binned import BinnedPhotoZ
 from astroml_pipe.stages.photoz.pretraining import PretrainSettings, simulated_catalog
 
@@ -215,7 +215,8 @@ class MLPPhotoZ(BinnedPhotoZ):
             return None
         return simulated_catalog(settings, self.columns, self.target, self.grid.stop, self.random_state)
 
-    def fit(self, table: Table, pretraining: Table | None = None) -> "MLPPhotoZ":
+    def fit(self, table: Table, pretraining: Table | None = None, *,
+            groups: np.ndarray | None = None) -> "MLPPhotoZ":
         """Train on ``table``, after pretraining on ``pretraining`` if ``pretrain`` is set.
 
         Parameters
@@ -227,6 +228,10 @@ class MLPPhotoZ(BinnedPhotoZ):
             :meth:`pretraining_catalog`).  Without them the simulated catalog
             is used as it is, which works only if the features are among its
             columns.
+        groups : numpy.ndarray, optional
+            A label for every row of ``table``: rows with the same label stay
+            in the same fold and on the same side of every held-out split
+            (see :meth:`PhotoZStage.fit`).
 
         Returns
         -------
@@ -253,7 +258,7 @@ class MLPPhotoZ(BinnedPhotoZ):
             self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside],
                                       settings.epochs)
         try:
-            super().fit(table)
+            super().fit(table, groups=groups)
         finally:
             self._pretraining_rows = None
         if settings is not None:
@@ -297,16 +302,31 @@ class MLPPhotoZ(BinnedPhotoZ):
 
     def _folds(self, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (training, held-out) rows of every network: complementary folds when cross-fitting, else a
-        random ``early_stopping_fraction`` held out from each network."""
+        random ``early_stopping_fraction`` held out from each network.
+
+        With groups (``fit(groups=...)``) the groups are split instead of the rows, so that the copies of a
+        row are never both trained on and held out.
+        """
         if self.cross_fit:
-            parts = np.array_split(np.random.default_rng(seed).permutation(n), self.n_networks)
-            return [(np.sort(np.concatenate(parts[:k] + parts[k + 1:])), np.sort(parts[k]))
-                    for k in range(self.n_networks)]
-        n_stop = max(1, int(round(self.early_stopping_fraction * n)))
+            if self._groups is None:
+                group, n_groups = np.arange(n), n
+            else:
+                labels, group = np.unique(self._groups, return_inverse=True)
+                n_groups = len(labels)
+            if n_groups < self.n_networks:
+                raise InputError(f"{self.where}: {n_groups} distinct training rows are too few for "
+                                 f"{self.n_networks} folds (n_networks)")
+            fold = np.empty(n_groups, np.intp)
+            for k, part in enumerate(np.array_split(np.random.default_rng(seed).permutation(n_groups),
+                                                    self.n_networks)):
+                fold[part] = k
+            fold = fold[group]
+            return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(self.n_networks)]
         folds = []
         for k in range(self.n_networks):
-            order = np.random.default_rng(seed + k).permutation(n)
-            folds.append((order[n_stop:], order[:n_stop]))
+            held, train = hold_out(n, self.early_stopping_fraction, np.random.default_rng(seed + k), self._groups,
+                                   minimum=1)
+            folds.append((train, held))
         return folds
 
     def _noise_columns(self, X: np.ndarray) -> tuple[list[int], np.ndarray]:
