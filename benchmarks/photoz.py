@@ -69,10 +69,10 @@ STAGES = {
 
 #: ``pretrained``: the default pipeline with its networks pre-trained on simulated galaxies (needs the sim extra);
 #: ``pretrained-wide``: the same with networks of 3 x 128 units. Both keep the committee the default had before
-#: cross-fitting (5 networks, a validation set held out from all of them), with which their results in
-#: benchmarks/results were measured.
+#: cross-fitting (5 networks, a validation set held out from all of them, the weights of each network's best
+#: epoch), with which their results in benchmarks/results were measured.
 PRETRAIN = {"galaxies": 200_000, "epochs": 10}
-HELD_OUT_COMMITTEE = {"n_networks": 5, "cross_fit": False}
+HELD_OUT_COMMITTEE = {"n_networks": 5, "cross_fit": False, "epoch_factor": 1.0}
 VARIANTS = {"pretrained": {"pretrain": PRETRAIN, **HELD_OUT_COMMITTEE},
             "pretrained-wide": {"pretrain": PRETRAIN, "hidden_layers": [128, 128, 128], **HELD_OUT_COMMITTEE}}
 #: Every label of --stages.

@@ -8,8 +8,8 @@ default pipeline is ``default``.  ``pretrained`` (not run unless named in
 ``--stages``) is the default pipeline with its networks first trained on
 200,000 simulated galaxies (``pretrain: {galaxies: 200000, epochs: 10}``;
 needs the ``sim`` extra) and with the committee the default had before
-cross-fitting (``n_networks: 5, cross_fit: false``, with which its results
-were measured), and ``pretrained-wide`` the same with networks of 3 x 128
+cross-fitting (``n_networks: 5, cross_fit: false, epoch_factor: 1``, with
+which its results were measured), and ``pretrained-wide`` the same with networks of 3 x 128
 units (``hidden_layers: [128, 128, 128]``).  When the
 ``flexcode`` and ``xgboost`` packages are installed (``pip install flexcode
 xgboost``; not a dependency of astroml-pipe), FlexZBoost is run too, with

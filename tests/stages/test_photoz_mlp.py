@@ -111,6 +111,30 @@ def test_cross_fitting_holds_out_every_row_once(trained, make_catalog):
     assert metrics["validation_outlier_fraction"] == pytest.approx(out_of_fold["outlier_fraction"], abs=1e-3)
 
 
+def test_networks_train_on_past_their_best_epoch(make_catalog):
+    def fit_with(factor):
+        pipe = Pipeline.from_yaml(f"""
+stages:
+  - {{name: colors, uses: features.colors}}
+  - {{name: photoz, uses: photoz.mlp, with: {{n_bins: 20, hidden_layers: [64, 64], n_networks: 2, max_epochs: 200,
+                                            patience: 4, learning_rate: 0.01, epoch_factor: {factor}}}}}
+""")
+        return pipe.fit(make_catalog(400, seed=1))["photoz"]
+
+    best = fit_with(1.0)  # the weights of each network's best epoch
+    assert all(4 < epochs < 200 for epochs in best.epochs_)  # stopped early, so there is a best epoch
+    # The same networks up to their best epoch (same seeds), then trained on to 1.5 times it.
+    later = fit_with(1.5)
+    assert later.epochs_ == [round(1.5 * epochs) for epochs in best.epochs_]
+    # One or two epochs past the best: weights kept from the epochs trained before early stopping ended.
+    near = fit_with(1.02)
+    assert near.epochs_ == [round(1.02 * epochs) for epochs in best.epochs_] != best.epochs_
+    for a, b, c in zip(best.networks_, near.networks_, later.networks_):
+        assert not np.allclose(a[0], b[0]) and not np.allclose(b[0], c[0])
+    with pytest.raises(ConfigError, match="epoch_factor"):
+        MLPPhotoZ(epoch_factor=0.5)
+
+
 @pytest.mark.parametrize("cross_fit", [True, False])
 def test_folds_keep_the_copies_of_a_row_together(cross_fit):
     stage = MLPPhotoZ(n_networks=4, cross_fit=cross_fit)

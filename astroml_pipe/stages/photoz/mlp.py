@@ -16,12 +16,17 @@ output over the ``n_bins`` quantile redshift bins, Adam, L2 penalty
 rows.  Some rows are held out from each network (see *Cross-fitting*) and
 training stops when their temperature-calibrated log-loss (the log-loss of
 ``softmax(logits / T)`` at the temperature ``T`` that minimises it, see
-:func:`calibrated_log_loss`) has not improved for ``patience`` epochs; the
-weights of the best epoch are kept.  Calibrating before comparing makes the
+:func:`calibrated_log_loss`) has not improved for ``patience`` epochs (its
+best epoch).  Calibrating before comparing makes the
 criterion measure how much the network knows rather than how confident it
 is: the plain log-loss turns up as soon as the network becomes
 over-confident, while its ranking of the bins still improves, and the PDF
-steps below fit their own temperature anyway.  With ``noise_scale`` *s* > 0,
+steps below fit their own temperature anyway.  If the best epoch was the
+*b*-th, the network is then trained on to ``epoch_factor`` × *b* epochs
+(1.5 by default; at most ``max_epochs``) and those weights are kept: a
+committee gains from members trained a little past their own best point,
+whose extra variance the average removes (``epoch_factor: 1`` keeps the
+best epoch's weights).  With ``noise_scale`` *s* > 0,
 every epoch trains on a new noisy realisation of the training rows: each
 feature ``<name>`` that has an error feature ``<name>_err`` gets Gaussian
 noise of *s* times that error (error-perturbed training).  ``n_networks``
@@ -78,8 +83,8 @@ is done in NumPy (float32), so scikit-learn is not needed to apply a model.
 
 from __future__ import annotations
 
-import copy
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -170,6 +175,9 @@ class MLPPhotoZ(BinnedPhotoZ):
         Param("max_epochs", int, 300, "Largest number of passes over the training rows.", minimum=1),
         Param("patience", int, 20,
               "Epochs without a better calibrated held-out log-loss before a network stops.", minimum=1),
+        Param("epoch_factor", float, 1.5,
+              "Train each network for this many times the epochs after which its held-out loss was lowest, and "
+              "keep those weights (1: the weights of that best epoch).", minimum=1.0),
         Param("cross_fit", bool, True,
               "Cut the rows into n_networks folds; network k trains on the others and early-stops on fold k, and "
               "the PDF is fitted on these out-of-fold predictions of all rows (validation_fraction and "
@@ -344,8 +352,8 @@ class MLPPhotoZ(BinnedPhotoZ):
 
     def _train_network(self, x: np.ndarray, labels: np.ndarray, seed: int, train: np.ndarray, held: np.ndarray,
                        pre: tuple[np.ndarray, np.ndarray, int] | None = None) -> tuple[list[np.ndarray], int]:
-        """One network trained on rows ``train``, early-stopped on the calibrated log-loss of rows ``held``:
-        (layers, best epoch).
+        """One network trained on rows ``train``, early-stopped on the calibrated log-loss of rows ``held``
+        and trained on to ``epoch_factor`` times its best epoch: (layers, epochs trained for them).
 
         ``pre`` holds the standardised simulated rows, their bins and the passes to make over them first.
         """
@@ -361,27 +369,45 @@ class MLPPhotoZ(BinnedPhotoZ):
             x_pre, labels_pre, epochs = pre
             for _ in range(epochs):
                 net.partial_fit(x_pre, labels_pre, classes=self.classes_)
-        best, best_weights, best_epoch, waited = np.inf, None, 0, 0
         noise_rng = np.random.default_rng([seed, 1])
-        for epoch in range(self.max_epochs):
+
+        def train_one_epoch() -> None:
             x_epoch = x[train]
             if self._noise is not None:  # a new noisy realisation of the training rows
                 columns, sigma = self._noise
                 x_epoch = x_epoch.copy()
                 x_epoch[:, columns] += noise_rng.normal(size=(len(train), len(columns))) * sigma[train]
             net.partial_fit(x_epoch, labels[train], classes=self.classes_)
+
+        def snapshot() -> list[np.ndarray]:
+            layers = []
+            for weight, bias in zip(net.coefs_, net.intercepts_):
+                layers += [np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)]
+            return layers
+
+        # The weights of the last patience + 1 epochs: the best epoch and every epoch after it are among them.
+        recent: deque[tuple[int, list[np.ndarray]]] = deque(maxlen=self.patience + 1)
+        best, best_epoch, waited, done = np.inf, 0, 0, 0
+        while done < self.max_epochs:
+            train_one_epoch()
+            done += 1
+            recent.append((done, snapshot()))
             loss = calibrated_log_loss(np.log(np.maximum(net.predict_proba(x[held]), 1e-300)), labels[held])
             if loss < best - MIN_DELTA:
-                best, best_epoch, waited = loss, epoch + 1, 0
-                best_weights = [copy.deepcopy(net.coefs_), copy.deepcopy(net.intercepts_)]
+                best, best_epoch, waited = loss, done, 0
             else:
                 waited += 1
                 if waited >= self.patience:
                     break
-        layers = []
-        for weight, bias in zip(*best_weights):
-            layers += [np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)]
-        return layers, best_epoch
+        # Train on to epoch_factor times the best epoch (within max_epochs) and keep those weights.
+        best_epoch = max(best_epoch, 1)  # (a loss that never improved: NaN)
+        target = min(self.max_epochs, max(best_epoch, int(round(self.epoch_factor * best_epoch))))
+        while done < target:
+            train_one_epoch()
+            done += 1
+        if done == target:
+            return snapshot(), target
+        return next(layers for epoch, layers in recent if epoch == target), target
 
     # -- applying --------------------------------------------------------------------
     def _predict_raw(self, X: np.ndarray) -> np.ndarray:
