@@ -403,10 +403,18 @@ def hold_out(n: int, fraction: float, rng: np.random.Generator, groups: np.ndarr
         order = rng.permutation(n)
         n_held = max(minimum, int(round(fraction * n)))
         return order[:n_held], order[n_held:]
-    labels, group = np.unique(groups, return_inverse=True)
-    held = np.zeros(len(labels), bool)
-    held[rng.permutation(len(labels))[: max(minimum, int(round(fraction * len(labels))))]] = True
+    group, n_groups = group_index(groups, n)
+    held = np.zeros(n_groups, bool)
+    held[rng.permutation(n_groups)[: max(minimum, int(round(fraction * n_groups)))]] = True
     return np.flatnonzero(held[group]), np.flatnonzero(~held[group])
+
+
+def group_index(groups: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+    """The group number of each of ``n`` rows, and the number of groups (without ``groups``, one per row)."""
+    if groups is None:
+        return np.arange(n), n
+    labels, group = np.unique(groups, return_inverse=True)
+    return group, len(labels)
 
 
 def _mean_log_density(grid: PdfGrid, pdf: np.ndarray, z_true: np.ndarray) -> float:

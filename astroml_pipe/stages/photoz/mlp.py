@@ -94,7 +94,7 @@ from astropy.table import Table
 from astroml_pipe.core.errors import ConfigError, InputError, ModelError
 from astroml_pipe.core.params import Param
 from astroml_pipe.models.tabular import fit_standardizer, load_standardizer, standardize
-from astroml_pipe.stages.photoz.base import COMMON_PARAMS, hold_out
+from astroml_pipe.stages.photoz.base import COMMON_PARAMS, group_index, hold_out
 from astroml_pipe.stages.photoz.binned import BinnedPhotoZ
 from astroml_pipe.stages.photoz.pretraining import PretrainSettings, simulated_catalog
 
@@ -316,11 +316,7 @@ class MLPPhotoZ(BinnedPhotoZ):
         row are never both trained on and held out.
         """
         if self.cross_fit:
-            if self._groups is None:
-                group, n_groups = np.arange(n), n
-            else:
-                labels, group = np.unique(self._groups, return_inverse=True)
-                n_groups = len(labels)
+            group, n_groups = group_index(self._groups, n)
             if n_groups < self.n_networks:
                 raise InputError(f"{self.where}: {n_groups} distinct training rows are too few for "
                                  f"{self.n_networks} folds (n_networks)")
