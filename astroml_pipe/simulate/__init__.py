@@ -1,7 +1,9 @@
 """Simulated training and test data: galaxy photometry and star/galaxy image cutouts.
 
-Both simulators need the ``sim`` extra (GalSim and speclite):
-``pip install "astroml-pipe[sim]"``.
+The cutout simulator needs the ``sim`` extra (GalSim and speclite):
+``pip install "astroml-pipe[sim]"``.  The photometry simulator reads the
+band fluxes of its templates from a table shipped with the package, and
+needs the extra only to rebuild that table.
 """
 
 from __future__ import annotations

@@ -30,8 +30,13 @@ Filters and magnitudes
     v1.9).  AB magnitudes (Oke & Gunn 1983) for a photon-counting detector,
     m = -2.5 log10[int f_lambda R lambda dlambda / int f_lambda^AB R lambda
     dlambda]; a flat f_nu source gives the same magnitude in every band.
-    Noise-free colours m_b - m_ref are tabulated once on a grid of redshift
-    (step 0.005) x 40 types x 4 E(B-V) values and interpolated trilinearly.
+    The band fluxes of the four templates on a grid of redshift (0-4, step
+    0.005) x 4 E(B-V) values ship with the package
+    (``astroml_pipe/data/lsst_template_fluxes.npz``, written by
+    ``python -m astroml_pipe.simulate.photometry``), so simulating needs
+    neither GalSim nor speclite; only rebuilding that table does.  Noise-free
+    colours m_b - m_ref are tabulated from it on a grid of redshift x 40
+    types x 4 E(B-V) values and interpolated trilinearly.
 Population (LSST Science Book, arXiv:0912.0201, section 3.7.2)
     Reference-band (``limit_band``) magnitudes follow the number counts
     dN/dm ~ 10^(0.31 m) from 18 to a little fainter than ``mag_limit``;
@@ -58,10 +63,12 @@ Errors (Ivezic et al. 2019, ApJ 873, 111, eq. 5)
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -69,11 +76,11 @@ from astropy.table import Column, Table
 from scipy.special import gammainc, gammaincinv
 
 from astroml_pipe import __version__
-from astroml_pipe.core.errors import ConfigError
+from astroml_pipe.core.errors import ConfigError, ModelError
 from astroml_pipe.simulate import require_sim_extra
 
 __all__ = ["LSST_BANDS", "M5", "calzetti_k", "draw_population", "lsst_mag_error", "madau_igm_transmission",
-           "model_colours", "simulate_photometry", "synthetic_ab_mags"]
+           "model_colours", "simulate_photometry", "synthetic_ab_mags", "template_fluxes", "write_template_fluxes"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +99,10 @@ N_TYPES = 40
 TYPE_MAX = float(len(TEMPLATE_FILES) - 1)
 EBV_GRID = np.array([0.0, 0.1, 0.2, 0.3])
 DZ = 0.005
+#: Highest redshift of the shipped template fluxes (and of ``z_max``).
+Z_TABLE_MAX = 4.0
+#: The shipped band fluxes of the templates (see :func:`template_fluxes`).
+TEMPLATE_FLUX_FILE = Path(__file__).resolve().parent.parent / "data" / "lsst_template_fluxes.npz"
 M_BRIGHT = 18.0
 COUNT_SLOPE = 0.31
 FIELD_CENTRE = (150.0, 2.0)  # deg (ra, dec)
@@ -249,14 +260,31 @@ def _rest_template(k: int, rest: np.ndarray) -> np.ndarray:
     return f
 
 
-@lru_cache(maxsize=8)
-def _colour_grid(bands: tuple[str, ...], ref_band: str, z_max: float) -> np.ndarray:
-    """Noise-free m_b - m_ref on the (z, type, E(B-V), band) grid."""
+def template_fluxes(z_max: float = Z_TABLE_MAX) -> np.ndarray:
+    """Noise-free band fluxes of the templates, computed from GalSim's SEDs and speclite's filters.
+
+    Needs the ``sim`` extra.  The package ships this table for ``z_max`` =
+    4 (``TEMPLATE_FLUX_FILE``), which is what the simulation uses.
+
+    Parameters
+    ----------
+    z_max : float, optional
+        Highest redshift of the grid (step ``DZ``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_z, 4, 4, 6)
+        Flux through each LSST band (in the order of ``LSST_BANDS``) of
+        each template (``TEMPLATE_FILES``) with each internal E(B-V) of
+        ``EBV_GRID``, at redshifts ``0, DZ, 2 DZ, ...``; in units of the
+        AB zero-point flux times the template's normalisation.
+    """
+    require_sim_extra("computing the template fluxes")
     nz = int(math.ceil(z_max / DZ - 1e-9)) + 1
     wave = np.arange(3000.0, 11200.0, 2.0)
-    weights = _band_weights(bands + (ref_band,), wave)
+    weights = _band_weights(LSST_BANDS, wave)
     ntpl = len(TEMPLATE_FILES)
-    flux = np.empty((nz, ntpl, EBV_GRID.size, len(bands) + 1))
+    flux = np.empty((nz, ntpl, EBV_GRID.size, len(LSST_BANDS)))
     for j in range(nz):
         z = j * DZ
         rest = wave / (1.0 + z)
@@ -264,6 +292,56 @@ def _colour_grid(bands: tuple[str, ...], ref_band: str, z_max: float) -> np.ndar
         sed *= madau_igm_transmission(wave, z)
         dust = 10.0 ** (-0.4 * np.outer(EBV_GRID, calzetti_k(rest)))
         flux[j] = (sed[:, None, :] * dust[None]) @ weights.T
+    return flux
+
+
+def write_template_fluxes(path: str | os.PathLike = TEMPLATE_FLUX_FILE) -> Path:
+    """Compute :func:`template_fluxes` up to redshift 4 and save them as the table the simulation reads.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        Output ``.npz`` file; by default the package's own table.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    path = Path(path)
+    np.savez_compressed(path, flux=template_fluxes(Z_TABLE_MAX), dz=DZ, ebv=EBV_GRID, bands=np.array(LSST_BANDS),
+                        templates=np.array(TEMPLATE_FILES), filters=np.array(FILTER_GROUP))
+    logger.info("wrote the template fluxes to %s", path)
+    return path
+
+
+@lru_cache(maxsize=1)
+def _shipped_template_fluxes() -> np.ndarray:
+    """The template-flux table that ships with the package, checked against this module's grid."""
+    try:
+        with np.load(TEMPLATE_FLUX_FILE, allow_pickle=False) as data:
+            flux, dz, ebv = data["flux"], float(data["dz"]), data["ebv"]
+            bands, templates = tuple(data["bands"].tolist()), tuple(data["templates"].tolist())
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"cannot read the template fluxes '{TEMPLATE_FLUX_FILE}': {exc}; rebuild them with "
+                         "'python -m astroml_pipe.simulate.photometry' (needs the sim extra)") from None
+    nz = int(math.ceil(Z_TABLE_MAX / DZ - 1e-9)) + 1
+    if (flux.shape != (nz, len(TEMPLATE_FILES), EBV_GRID.size, len(LSST_BANDS)) or dz != DZ
+            or not np.array_equal(ebv, EBV_GRID) or bands != LSST_BANDS or templates != TEMPLATE_FILES):
+        raise ModelError(f"the template fluxes '{TEMPLATE_FLUX_FILE}' do not match this version's grid; rebuild "
+                         "them with 'python -m astroml_pipe.simulate.photometry' (needs the sim extra)")
+    flux.flags.writeable = False  # shared through the cache
+    return flux
+
+
+@lru_cache(maxsize=8)
+def _colour_grid(bands: tuple[str, ...], ref_band: str, z_max: float) -> np.ndarray:
+    """Noise-free m_b - m_ref on the (z, type, E(B-V), band) grid, from the shipped template fluxes."""
+    if not 0.0 < z_max <= Z_TABLE_MAX:
+        raise ConfigError(f"z_max must be in (0, {Z_TABLE_MAX:g}], got {z_max}")
+    nz = int(math.ceil(z_max / DZ - 1e-9)) + 1
+    flux = _shipped_template_fluxes()[:nz][..., [LSST_BANDS.index(b) for b in (*bands, ref_band)]]
+    ntpl = len(TEMPLATE_FILES)
     t = np.linspace(0.0, TYPE_MAX, N_TYPES)
     k = np.minimum(t.astype(int), ntpl - 2)
     w = (t - k)[None, :, None, None]
@@ -412,7 +490,6 @@ def simulate_photometry(n: int, *, random_state: int | np.random.Generator | Non
     ConfigError
         If a parameter is out of range.
     """
-    require_sim_extra("simulate_photometry")
     bands = tuple(bands)
     if n < 0 or int(n) != n:
         raise ConfigError(f"n must be a non-negative integer, got {n!r}")
@@ -422,8 +499,8 @@ def simulate_photometry(n: int, *, random_state: int | np.random.Generator | Non
         raise ConfigError(f"limit_band {limit_band!r} must be one of bands {bands}")
     if depth not in M5:
         raise ConfigError(f"depth must be one of {sorted(M5)}, got {depth!r}")
-    if not 0.0 < z_max <= 4.0:
-        raise ConfigError(f"z_max must be in (0, 4], got {z_max}")
+    if not 0.0 < z_max <= Z_TABLE_MAX:
+        raise ConfigError(f"z_max must be in (0, {Z_TABLE_MAX:g}], got {z_max}")
     if not M_BRIGHT + 1.0 < mag_limit < 30.0:
         raise ConfigError(f"mag_limit must be in ({M_BRIGHT + 1}, 30), got {mag_limit}")
     if not 0.0 <= unobserved_fraction < 1.0:
@@ -486,3 +563,11 @@ def simulate_photometry(n: int, *, random_state: int | np.random.Generator | Non
     })
     logger.info("simulated %d galaxies (%s, %s <= %.2f)", n, depth, limit_band, mag_limit)
     return table
+
+
+if __name__ == "__main__":  # python -m astroml_pipe.simulate.photometry [-o FILE]
+    parser = argparse.ArgumentParser(description="Rebuild the template-flux table of the photometry simulation "
+                                                 "(needs GalSim and speclite).")
+    parser.add_argument("-o", "--output", default=str(TEMPLATE_FLUX_FILE), help="output .npz file")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    write_template_fluxes(parser.parse_args().output)

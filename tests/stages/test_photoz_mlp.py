@@ -199,6 +199,18 @@ def test_training_is_repeatable_and_seeded(trained, make_catalog, test_table):
     assert not np.array_equal(other.run(test_table)["z_phot"], trained.run(test_table)["z_phot"])
 
 
+def test_parallel_training_gives_the_same_networks(trained, make_catalog):
+    # The fixture trained its two networks in two processes (n_jobs: -1); these train one after the other.
+    serial_yaml = YAML.format(n=2, seed=3, cross_fit=True).replace("random_state: 3,", "random_state: 3, n_jobs: 1,")
+    serial = Pipeline.from_yaml(serial_yaml).fit(make_catalog(2000, seed=5)).stages[-1]
+    parallel = trained.stages[-1]
+    assert parallel.n_jobs == -1 and serial.n_jobs == 1
+    assert serial.epochs_ == parallel.epochs_
+    for one, other in zip(serial.networks_, parallel.networks_, strict=True):
+        for a, b in zip(one, other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_save_load_round_trip_and_bad_files(trained, test_table, tmp_path):
     folder = trained.save(tmp_path / "model")
     stage_dir = folder / "photoz"
@@ -257,7 +269,8 @@ def test_noise_scale_trains_on_noisy_realisations(make_catalog, trained, test_ta
     assert not np.array_equal(z, trained.run(test_table)["z_phot"])  # the noise changes the networks
     assert photoz_metrics(z, test_table["redshift"])["sigma_nmad"] < 0.06
     stage = first.stages[-1]
-    columns, sigma = stage._noise
+    X = stage._matrix(first.stages[0].run(make_catalog(2000, seed=5)), stage.features_)
+    columns, sigma = stage._noise_columns(X)
     assert [stage.features_[j] for j in columns] == [f for f in stage.features_ if f + "_err" in stage.features_]
     assert sigma.shape == (2000, len(columns))  # one row per training row (cross-fitting uses all)
     assert np.all(sigma >= 0) and np.any(sigma > 0)

@@ -97,7 +97,7 @@ class PretrainSettings:
         if others:
             raise ConfigError(
                 f"{where}: pretrain simulates the LSST bands {''.join(LSST_BANDS)} only; the pipeline's "
-                f"band(s) {others} are not among them"
+                f"band(s) {others} are not among them; set pretrain: null to train without pretraining"
             )
         if settings.limit_band not in columns.bands:
             raise ConfigError(
@@ -137,11 +137,6 @@ def simulated_catalog(settings: PretrainSettings, columns: ColumnMap, target: st
     -------
     astropy.table.Table
         ``settings.galaxies`` rows.
-
-    Raises
-    ------
-    MissingDependencyError
-        GalSim or speclite (the ``sim`` extra) is not installed.
     """
     from astroml_pipe.simulate.photometry import simulate_photometry
 
