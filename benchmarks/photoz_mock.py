@@ -4,10 +4,10 @@ Every photo-z stage, in a pipeline with ``features.colors`` in front (asinh
 magnitudes, as in the default pipeline) and its default parameters
 (``point_estimate: median`` for the binned classifiers), is trained on the
 same training catalog and run on the same test catalog; the built-in
-default pipeline is ``default``.  ``pretrained`` (not run unless named in
-``--stages``) is the default pipeline with its networks first trained on
-200,000 simulated galaxies (``pretrain: {galaxies: 200000, epochs: 10}``;
-needs the ``sim`` extra) and with the committee the default had before
+default pipeline is ``default``, whose networks first learn from 200,000
+simulated galaxies, and ``no-pretraining`` the same without that
+(``pretrain: null``).  ``pretrained`` (not run unless named in
+``--stages``) is the default pipeline with the committee the default had before
 cross-fitting (``n_networks: 5, cross_fit: false, epoch_factor: 1``, with
 which its results were measured), and ``pretrained-wide`` the same with networks of 3 x 128
 units (``hidden_layers: [128, 128, 128]``).  When the
@@ -71,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photoz import LABELS, pipeline_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["default", "catboost", "random_forest", "knn", "adaboost", "committee", "bagging"]
+ORDER = ["default", "no-pretraining", "catboost", "random_forest", "knn", "adaboost", "committee", "bagging"]
 
 
 def metrics(z_phot: np.ndarray, z_grid: np.ndarray, pdf: np.ndarray, z_true: np.ndarray,
