@@ -398,9 +398,11 @@ class MLPPhotoZ(BinnedPhotoZ):
         # Every network depends only on its seed and rows, so they train in parallel processes (Python's
         # per-batch work keeps threads from helping) with the same results as one after another.
         workers = min(threads(self.n_jobs), self.n_networks)
-        jobs = (delayed(_train_network)(setup, seed + k, *folds[k]) for k in range(self.n_networks))
-        results = (Parallel(n_jobs=workers, backend="loky", return_as="generator")(jobs) if workers > 1
-                   else (job[0](*job[1], **job[2]) for job in jobs))
+        if workers > 1:
+            results = Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+                delayed(_train_network)(setup, seed + k, *folds[k]) for k in range(self.n_networks))
+        else:
+            results = (_train_network(setup, seed + k, *folds[k]) for k in range(self.n_networks))
         self.networks_ = []
         self.epochs_ = []
         for k, (weights, epochs) in enumerate(tqdm(results, total=self.n_networks, desc="networks", unit="net",
