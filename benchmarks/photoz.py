@@ -35,6 +35,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -184,18 +185,8 @@ def pdf_quality(output: Path, rows: int = 200_000) -> dict:
     return {k: metrics[k] for k in ("n_pdf", "pit_ks", "pit_cvm", "pit_outlier_rate", "crps_mean", "cde_loss")}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput catalog")
-    parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the memory catalog (0: skip)")
-    parser.add_argument("--chunk-size", type=int, default=100_000)
-    parser.add_argument("--stages", default=",".join(["default", *(s for s in STAGES if s != "mlp")]), help="comma-separated stages to measure")
-    parser.add_argument("--workdir", type=Path, help="where the (large) catalogs go; default: a temporary folder")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz.json")
-    args = parser.parse_args(argv)
-
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="astroml-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+def measure(args: argparse.Namespace, work: Path) -> dict:
+    """Train and run every stage of ``args.stages`` in folder ``work``; the report of the benchmark."""
     from astroml_pipe import __version__
 
     report: dict = {
@@ -246,6 +237,27 @@ def main(argv: list[str] | None = None) -> dict:
             f"(input {entry['input_mb']:.0f} MB, output {entry['output_mb']:.0f} MB)",
             flush=True,
         )
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the throughput catalog")
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the memory catalog (0: skip)")
+    parser.add_argument("--chunk-size", type=int, default=100_000)
+    parser.add_argument("--stages", default=",".join(["default", *(s for s in STAGES if s != "mlp")]), help="comma-separated stages to measure")
+    parser.add_argument("--workdir", type=Path,
+                        help="where the (large) catalogs go; default: a temporary folder, removed afterwards")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "photoz.json")
+    args = parser.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="astroml-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        report = measure(args, work)
+    finally:
+        if args.workdir is None:  # the temporary folder and its trained models
+            shutil.rmtree(work, ignore_errors=True)
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
