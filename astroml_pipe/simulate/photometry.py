@@ -260,6 +260,11 @@ def _rest_template(k: int, rest: np.ndarray) -> np.ndarray:
     return f
 
 
+def _n_redshifts(z_max: float) -> int:
+    """Points of the redshift grid 0, DZ, 2 DZ, ... that reaches ``z_max``."""
+    return int(math.ceil(z_max / DZ - 1e-9)) + 1
+
+
 def template_fluxes(z_max: float = Z_TABLE_MAX) -> np.ndarray:
     """Noise-free band fluxes of the templates, computed from GalSim's SEDs and speclite's filters.
 
@@ -280,7 +285,7 @@ def template_fluxes(z_max: float = Z_TABLE_MAX) -> np.ndarray:
         AB zero-point flux times the template's normalisation.
     """
     require_sim_extra("computing the template fluxes")
-    nz = int(math.ceil(z_max / DZ - 1e-9)) + 1
+    nz = _n_redshifts(z_max)
     wave = np.arange(3000.0, 11200.0, 2.0)
     weights = _band_weights(LSST_BANDS, wave)
     ntpl = len(TEMPLATE_FILES)
@@ -325,7 +330,7 @@ def _shipped_template_fluxes() -> np.ndarray:
     except (OSError, KeyError, ValueError) as exc:
         raise ModelError(f"cannot read the template fluxes '{TEMPLATE_FLUX_FILE}': {exc}; rebuild them with "
                          "'python -m astroml_pipe.simulate.photometry' (needs the sim extra)") from None
-    nz = int(math.ceil(Z_TABLE_MAX / DZ - 1e-9)) + 1
+    nz = _n_redshifts(Z_TABLE_MAX)
     if (flux.shape != (nz, len(TEMPLATE_FILES), EBV_GRID.size, len(LSST_BANDS)) or dz != DZ
             or not np.array_equal(ebv, EBV_GRID) or bands != LSST_BANDS or templates != TEMPLATE_FILES):
         raise ModelError(f"the template fluxes '{TEMPLATE_FLUX_FILE}' do not match this version's grid; rebuild "
@@ -339,7 +344,7 @@ def _colour_grid(bands: tuple[str, ...], ref_band: str, z_max: float) -> np.ndar
     """Noise-free m_b - m_ref on the (z, type, E(B-V), band) grid, from the shipped template fluxes."""
     if not 0.0 < z_max <= Z_TABLE_MAX:
         raise ConfigError(f"z_max must be in (0, {Z_TABLE_MAX:g}], got {z_max}")
-    nz = int(math.ceil(z_max / DZ - 1e-9)) + 1
+    nz = _n_redshifts(z_max)
     flux = _shipped_template_fluxes()[:nz][..., [LSST_BANDS.index(b) for b in (*bands, ref_band)]]
     ntpl = len(TEMPLATE_FILES)
     t = np.linspace(0.0, TYPE_MAX, N_TYPES)
