@@ -5,7 +5,7 @@ Measures, on this machine:
 * training time of every photo-z stage on the shipped training catalog,
   each in a pipeline with the colours stage (asinh magnitudes) in front: the built-in default
   pipeline (``default``: a committee of 10 dense networks, ``photoz.mlp``,
-  pre-trained on 200,000 simulated galaxies)
+  each pre-trained on 200,000 simulated galaxies of its own)
   and CatBoost, random forest, AdaBoost, kNN, a committee (CatBoost +
   random forest) and bagging (3 bootstrap copies of CatBoost) with default
   parameters;

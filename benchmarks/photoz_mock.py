@@ -5,7 +5,7 @@ magnitudes, as in the default pipeline) and its default parameters
 (``point_estimate: median`` for the binned classifiers), is trained on the
 same training catalog and run on the same test catalog; the built-in
 default pipeline is ``default``, whose networks first learn from 200,000
-simulated galaxies, and ``no-pretraining`` the same without that
+simulated galaxies each, and ``no-pretraining`` the same without that
 (``pretrain: null``).  ``pretrained`` (not run unless named in
 ``--stages``) is the default pipeline with the committee the default had before
 cross-fitting (``n_networks: 5, cross_fit: false, epoch_factor: 1``, with

@@ -77,9 +77,14 @@ Pretraining on simulated galaxies
 ---------------------------------
 With ``pretrain: {galaxies: N, epochs: E}`` (off for the stage on its own;
 ``{galaxies: 200000}`` in the default pipeline, which lowered σ_NMAD by about
-2% on cosmoDC2), every network first makes ``E`` passes over ``N`` simulated
-galaxies (:mod:`astroml_pipe.stages.photoz.pretraining`) and then trains
-and early-stops on the real rows as above.  The simulated rows get their
+3% on cosmoDC2), every network first makes ``E`` passes over ``N`` simulated
+galaxies of its own (:mod:`astroml_pipe.stages.photoz.pretraining`) and then
+trains and early-stops on the real rows as above.  ``N`` times
+``n_networks`` galaxies are simulated and dealt out: network *k* of *n*
+gets rows *k*, *k* + *n*, *k* + 2 *n*, ...  Different simulated galaxies
+for every network make the members of the committee differ more than
+different starting weights alone, which lowered σ_NMAD by another 1% on
+cosmoDC2 (docs/photoz.rst).  The simulated rows get their
 features from the stages before this one in the pipeline, are standardised
 with the real rows' medians, means and scales and are labelled with the
 real rows' bin edges; those outside the PDF grid are left out.  Only the
@@ -96,7 +101,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -185,12 +190,13 @@ class _Training:
     patience: int
     epoch_factor: float
     noise: tuple[list[int], np.ndarray] | None  # noisy columns and the noise sigma of each row
-    pretraining: tuple[np.ndarray, np.ndarray, int] | None  # standardised simulated rows, bins, passes
+    pretrain_epochs: int  # passes over each network's simulated rows (if it has any)
 
 
-def _train_network(setup: _Training, seed: int, train: np.ndarray,
-                   held: np.ndarray) -> tuple[list[np.ndarray], int]:
-    """One network trained on rows ``train``, early-stopped on the calibrated log-loss of rows ``held``
+def _train_network(setup: _Training, seed: int, train: np.ndarray, held: np.ndarray,
+                   pretraining: tuple[np.ndarray, np.ndarray] | None) -> tuple[list[np.ndarray], int]:
+    """One network pretrained on ``pretraining`` (its standardised simulated rows and their bins; None:
+    no pretraining), trained on rows ``train``, early-stopped on the calibrated log-loss of rows ``held``
     and trained on to ``epoch_factor`` times its best epoch: (layers, epochs trained for them).
 
     A function of its arguments alone, so that networks can be trained in parallel processes with the
@@ -205,9 +211,9 @@ def _train_network(setup: _Training, seed: int, train: np.ndarray,
     # partial_fit reseeds its shuffling from random_state at every call, so every epoch cuts the rows into
     # the same mini-batches (with new noise). Reshuffling them each epoch was tried and was not better
     # (docs/photoz.rst, the variants of the default).
-    if setup.pretraining is not None:  # learn from the simulated galaxies first
-        x_pre, labels_pre, epochs = setup.pretraining
-        for _ in range(epochs):
+    if pretraining is not None:  # learn from the simulated galaxies first
+        x_pre, labels_pre = pretraining
+        for _ in range(setup.pretrain_epochs):
             net.partial_fit(x_pre, labels_pre, classes=setup.classes)
     noise_rng = np.random.default_rng([seed, 1])
 
@@ -284,8 +290,9 @@ class MLPPhotoZ(BinnedPhotoZ):
               "Processes that train the networks side by side (-1: all cores); the results do not depend on it.",
               nullable=True),
         Param("pretrain", dict, None,
-              "Pre-train every network on simulated galaxies first: {galaxies: N, epochs: 10, mag_limit: 25.3, "
-              "limit_band: i, depth: lsst10yr} (only galaxies is required; LSST bands ugrizy only; null: off).",
+              "Pre-train every network on N simulated galaxies of its own first: {galaxies: N, epochs: 10, "
+              "mag_limit: 25.3, limit_band: i, depth: lsst10yr} (only galaxies is required; LSST bands ugrizy "
+              "only; null: off).",
               nullable=True),
     )
 
@@ -312,11 +319,15 @@ class MLPPhotoZ(BinnedPhotoZ):
 
     # -- learning --------------------------------------------------------------------
     def pretraining_catalog(self) -> Table | None:
-        """Simulated galaxies in the pipeline's input columns if ``pretrain`` is set, else None."""
+        """Simulated galaxies in the pipeline's input columns if ``pretrain`` is set, else None.
+
+        ``galaxies`` for every network: ``pretrain['galaxies']`` times ``n_networks`` rows.
+        """
         settings = self._pretrain_settings()
         if settings is None:
             return None
-        return simulated_catalog(settings, self.columns, self.target, self.grid.stop, self.random_state)
+        return simulated_catalog(replace(settings, galaxies=settings.galaxies * self.n_networks), self.columns,
+                                 self.target, self.grid.stop, self.random_state)
 
     def fit(self, table: Table, pretraining: Table | None = None, *,
             groups: np.ndarray | None = None) -> "MLPPhotoZ":
@@ -328,9 +339,10 @@ class MLPPhotoZ(BinnedPhotoZ):
             Training rows: the feature columns and ``target``.
         pretraining : astropy.table.Table, optional
             Simulated rows with the same columns, as made by a pipeline (see
-            :meth:`pretraining_catalog`).  Without them the simulated catalog
-            is used as it is, which works only if the features are among its
-            columns.
+            :meth:`pretraining_catalog`), dealt out among the networks: network
+            *k* of *n* pretrains on rows *k*, *k* + *n*, ...  Without them the
+            simulated catalog is used as it is, which works only if the
+            features are among its columns.
         groups : numpy.ndarray, optional
             A label for every row of ``table``: rows with the same label stay
             in the same fold and on the same side of every held-out split
@@ -358,8 +370,10 @@ class MLPPhotoZ(BinnedPhotoZ):
             rows = self.pretraining_catalog() if pretraining is None else pretraining
             y_pre = np.asarray(rows[self.target], dtype=np.float64)
             inside = np.isfinite(y_pre) & (y_pre >= self.grid.start) & (y_pre <= self.grid.stop)
-            self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside],
-                                      settings.epochs)
+            if inside.sum() < self.n_networks:
+                raise InputError(f"{self.where}: {int(inside.sum())} pretraining rows inside the redshift grid are "
+                                 f"too few for {self.n_networks} networks (n_networks)")
+            self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside])
         try:
             super().fit(table, groups=groups)
         finally:
@@ -383,14 +397,20 @@ class MLPPhotoZ(BinnedPhotoZ):
         self.classes_ = np.arange(len(self.bin_edges_) - 1)
         self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         x = standardize(X, self.medians_, self.mean_, self.scale_)
-        pre = None
-        if self._pretraining_rows is not None:  # set by fit: simulated rows inside the grid
-            X_pre, y_pre, epochs = self._pretraining_rows
-            pre = (standardize(X_pre, self.medians_, self.mean_, self.scale_), self._labels(y_pre), epochs)
+        pretraining: list[tuple[np.ndarray, np.ndarray] | None] = [None] * self.n_networks
+        if self._pretraining_rows is not None:  # set by fit: simulated rows inside the grid, dealt out
+            X_pre, y_pre = self._pretraining_rows
+            self._pretraining_rows = None  # (memory: 2,000,000 rows in the default pipeline)
+            n = self.n_networks
+            pretraining = [(standardize(X_pre[k::n], self.medians_, self.mean_, self.scale_),
+                            self._labels(y_pre[k::n])) for k in range(n)]
+            del X_pre, y_pre
+        settings = self._pretrain_settings()
         setup = _Training(x=x, labels=labels, classes=self.classes_, hidden_layers=tuple(self.hidden_layers),
                           alpha=self.alpha, learning_rate=self.learning_rate, batch_size=self.batch_size,
                           max_epochs=self.max_epochs, patience=self.patience, epoch_factor=self.epoch_factor,
-                          noise=self._noise_columns(X) if self.noise_scale > 0 else None, pretraining=pre)
+                          noise=self._noise_columns(X) if self.noise_scale > 0 else None,
+                          pretrain_epochs=settings.epochs if settings is not None else 0)
         seed = self.random_state if self.random_state is not None else 0
         folds = self._folds(len(labels), seed)
         self.pooling_ = "geometric" if self.cross_fit else "arithmetic"
@@ -400,9 +420,9 @@ class MLPPhotoZ(BinnedPhotoZ):
         workers = min(threads(self.n_jobs), self.n_networks)
         if workers > 1:
             results = Parallel(n_jobs=workers, backend="loky", return_as="generator")(
-                delayed(_train_network)(setup, seed + k, *folds[k]) for k in range(self.n_networks))
+                delayed(_train_network)(setup, seed + k, *folds[k], pretraining[k]) for k in range(self.n_networks))
         else:
-            results = (_train_network(setup, seed + k, *folds[k]) for k in range(self.n_networks))
+            results = (_train_network(setup, seed + k, *folds[k], pretraining[k]) for k in range(self.n_networks))
         self.networks_ = []
         self.epochs_ = []
         for k, (weights, epochs) in enumerate(tqdm(results, total=self.n_networks, desc="networks", unit="net",

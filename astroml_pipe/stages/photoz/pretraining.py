@@ -14,8 +14,10 @@ from the stage's ``pretrain`` parameter::
 
     pretrain: {galaxies: 200000, epochs: 10, mag_limit: 25.3, limit_band: i, depth: lsst10yr}
 
-Only ``galaxies`` is required.  The simulation covers the LSST bands
-``ugrizy`` only.
+Only ``galaxies`` is required: the number of simulated galaxies for every
+network (:class:`~astroml_pipe.stages.photoz.mlp.MLPPhotoZ` simulates
+``galaxies`` times ``n_networks`` and gives each network its own).  The
+simulation covers the LSST bands ``ugrizy`` only.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class PretrainSettings:
     Parameters
     ----------
     galaxies : int
-        Number of simulated galaxies.
+        Number of simulated galaxies (for each network of a committee).
     epochs : int
         Passes over them before the real training starts.
     mag_limit, limit_band, depth
