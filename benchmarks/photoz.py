@@ -73,7 +73,9 @@ STAGES = {
 #: ``pretrained``: the default pipeline with the committee of an earlier default, pre-trained on simulated galaxies;
 #: ``pretrained-wide``: the same with networks of 3 x 128 units. Both keep the committee the default had before
 #: cross-fitting (5 networks, a validation set held out from all of them, the weights of each network's best
-#: epoch), with which their results in benchmarks/results were measured.
+#: epoch), with which their results in benchmarks/results were measured. Those were measured when all networks
+#: pretrained on the same simulated galaxies (commits fcfa51f and 0d19898); now each has its own, so a rerun
+#: gives somewhat different figures.
 PRETRAIN = {"galaxies": 200_000, "epochs": 10}
 HELD_OUT_COMMITTEE = {"n_networks": 5, "cross_fit": False, "epoch_factor": 1.0}
 VARIANTS = {"no-pretraining": {"pretrain": None},

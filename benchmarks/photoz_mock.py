@@ -9,8 +9,9 @@ simulated galaxies each, and ``no-pretraining`` the same without that
 (``pretrain: null``).  ``pretrained`` (not run unless named in
 ``--stages``) is the default pipeline with the committee the default had before
 cross-fitting (``n_networks: 5, cross_fit: false, epoch_factor: 1``, with
-which its results were measured), and ``pretrained-wide`` the same with networks of 3 x 128
-units (``hidden_layers: [128, 128, 128]``).  When the
+which its results were measured, when all networks pretrained on the same
+simulated galaxies: commits fcfa51f and 0d19898), and ``pretrained-wide``
+the same with networks of 3 x 128 units (``hidden_layers: [128, 128, 128]``).  When the
 ``flexcode`` and ``xgboost`` packages are installed (``pip install flexcode
 xgboost``; not a dependency of astroml-pipe), FlexZBoost is run too, with
 the settings of LSST-DESC RAIL's ``FlexZBoostInformer``: the i magnitude and
