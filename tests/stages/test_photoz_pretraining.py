@@ -141,6 +141,8 @@ def test_outside_a_pipeline_the_features_must_be_in_the_pretraining_rows(small_t
     rows = colours.run(stage.pretraining_catalog())
     stage.fit(colours.run(train), pretraining=rows)
     assert len(rows) == 500 * 2 and stage.training_metrics_["n_pretrain"] == 500 * 2
+    with pytest.raises(InputError, match=r"1 pretraining rows inside the redshift grid are too few for 2 networks"):
+        stage.fit(colours.run(train), pretraining=rows[:1])
     with pytest.raises(ConfigError, match="pretraining rows were given but parameter 'pretrain' is null"):
         MLPPhotoZ(**MLP).fit(colours.run(train), pretraining=rows)
     # Features that the simulation writes itself (magnitudes) need no earlier stage.
