@@ -373,7 +373,8 @@ class MLPPhotoZ(BinnedPhotoZ):
             if inside.sum() < self.n_networks:
                 raise InputError(f"{self.where}: {int(inside.sum())} pretraining rows inside the redshift grid are "
                                  f"too few for {self.n_networks} networks (n_networks)")
-            self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside])
+            self._pretraining_rows = (self._matrix(rows, self.feature_columns())[inside], y_pre[inside],
+                                      settings.epochs)
         try:
             super().fit(table, groups=groups)
         finally:
@@ -398,19 +399,19 @@ class MLPPhotoZ(BinnedPhotoZ):
         self.medians_, self.mean_, self.scale_ = fit_standardizer(X, self.where)
         x = standardize(X, self.medians_, self.mean_, self.scale_)
         pretraining: list[tuple[np.ndarray, np.ndarray] | None] = [None] * self.n_networks
+        pretrain_epochs = 0
         if self._pretraining_rows is not None:  # set by fit: simulated rows inside the grid, dealt out
-            X_pre, y_pre = self._pretraining_rows
+            X_pre, y_pre, pretrain_epochs = self._pretraining_rows
             self._pretraining_rows = None  # (memory: 2,000,000 rows in the default pipeline)
             n = self.n_networks
             pretraining = [(standardize(X_pre[k::n], self.medians_, self.mean_, self.scale_),
                             self._labels(y_pre[k::n])) for k in range(n)]
             del X_pre, y_pre
-        settings = self._pretrain_settings()
         setup = _Training(x=x, labels=labels, classes=self.classes_, hidden_layers=tuple(self.hidden_layers),
                           alpha=self.alpha, learning_rate=self.learning_rate, batch_size=self.batch_size,
                           max_epochs=self.max_epochs, patience=self.patience, epoch_factor=self.epoch_factor,
                           noise=self._noise_columns(X) if self.noise_scale > 0 else None,
-                          pretrain_epochs=settings.epochs if settings is not None else 0)
+                          pretrain_epochs=pretrain_epochs)
         seed = self.random_state if self.random_state is not None else 0
         folds = self._folds(len(labels), seed)
         self.pooling_ = "geometric" if self.cross_fit else "arithmetic"
