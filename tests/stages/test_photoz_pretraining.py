@@ -187,6 +187,7 @@ def test_every_network_pretrains_on_simulated_galaxies_of_its_own(small_training
     train_network = mlp._train_network
 
     def record(setup, seed, training, held, pretraining):
+        assert setup.x.dtype == np.float32  # the networks train in float32
         seen.append(pretraining)
         return train_network(setup, seed, training, held, pretraining)
 
@@ -195,8 +196,9 @@ def test_every_network_pretrains_on_simulated_galaxies_of_its_own(small_training
     assert [len(x) for x, _ in seen] == [400, 400, 400]
     # Network k's rows are every third simulated galaxy from the k-th on, standardised as the real rows.
     features = np.stack([np.asarray(rows[name], dtype=np.float64) for name in stage.feature_columns()], axis=1)
-    x = standardize(features, stage.medians_, stage.mean_, stage.scale_)
+    x = standardize(features, stage.medians_, stage.mean_, stage.scale_, np.float32)
     labels = stage._labels(np.asarray(rows["redshift"], dtype=np.float64))
     for k, (x_k, labels_k) in enumerate(seen):
-        np.testing.assert_allclose(x_k, x[k::3], rtol=1e-12)
+        assert x_k.dtype == np.float32
+        np.testing.assert_array_equal(x_k, x[k::3])
         np.testing.assert_array_equal(labels_k, labels[k::3])
