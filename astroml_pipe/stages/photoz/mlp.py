@@ -73,8 +73,9 @@ interpreter lock.  The trained networks are identical, bit for bit, to
 those trained one after another (``n_jobs: 1``); on 2 cores the default
 trains in about half the time.  The networks train in float32
 (scikit-learn keeps the dtype of its input), which is about a quarter
-faster than float64 and as accurate (docs/photoz.rst); their weights are
-saved and applied in float32 anyway.
+faster than float64 and as accurate within the scatter from one seed to
+another (docs/photoz.rst); their weights are saved and applied in float32
+anyway.
 
 Pretraining on simulated galaxies
 ---------------------------------
